@@ -1,0 +1,3 @@
+"""migplan: latency-aware data-center migration wave planning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The planner: construction, feasibility, CP-SAT improvement, infeasibility explanation."""
