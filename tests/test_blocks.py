@@ -54,6 +54,7 @@ def test_conflicting_pins_in_a_group_name_apps_and_waves() -> None:
     assert conflict.severity == "error"
     assert conflict.apps == ("a", "b")
     assert "a pinned to wave 1" in conflict.message
+    assert "group 'g'" in conflict.message
     assert "b pinned to wave 3" in conflict.message
 
 

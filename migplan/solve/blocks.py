@@ -113,13 +113,32 @@ def build_blocks(inv: Inventory, extra_pairs: tuple[IntArray, IntArray] | None =
     np.maximum.at(lo, of, app_lo)
     np.minimum.at(hi, of, app_hi)
 
+    latency_merged = (
+        set() if extra_pairs is None else set(of[np.asarray(extra_pairs[0], dtype=np.int64)].tolist())
+    )
     conflicts = tuple(
-        _conflict(inv, tuple(members[b]), int(lo[b]), int(hi[b])) for b in np.flatnonzero(lo > hi)
+        _conflict(inv, tuple(members[b]), int(lo[b]), int(hi[b]), b in latency_merged)
+        for b in np.flatnonzero(lo > hi)
     )
     return Blocks(of, tuple(tuple(m) for m in members), lo, hi, conflicts)
 
 
-def _conflict(inv: Inventory, members: tuple[int, ...], lo: int, hi: int) -> Finding:
+def _why_together(inv: Inventory, members: tuple[int, ...], latency_merged: bool) -> str:
+    """The user-facing reasons a set of apps must share a wave."""
+    ids = {inv.apps[i].app_id for i in members}
+    groups = {g for i in members if (g := inv.apps[i].group)}
+    reasons = [f"group {g!r}" for g in sorted(groups)]
+    if any(r.kind == "together" and ids & set(r.apps) for r in inv.scenario.rules):
+        reasons.append("a together rule")
+    if latency_merged:
+        reasons.append("calls whose split alone would break a latency budget")
+    inside = np.isin(inv.caller, members) & np.isin(inv.callee, members)
+    if not inv.scenario.split_cycles and inside.any():
+        reasons.append("a circular dependency")
+    return ", ".join(reasons) or "a move-together rule"
+
+
+def _conflict(inv: Inventory, members: tuple[int, ...], lo: int, hi: int, latency_merged: bool) -> Finding:
     """Name the apps whose pins and windows leave a must-move-together set no wave."""
     constrained = [
         inv.apps[i]
@@ -140,7 +159,7 @@ def _conflict(inv: Inventory, members: tuple[int, ...], lo: int, hi: int) -> Fin
     shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
     why = "; ".join(parts) if len(members) > 1 else parts[0] if parts else ""
     message = (
-        f"no wave fits {shown}: they must move together (group, together rule or circular dependency)"
+        f"no wave fits {shown}: they must move together ({_why_together(inv, members, latency_merged)})"
         f" but {why} (earliest {lo}, latest {hi})"
         if len(members) > 1
         else f"no wave fits {shown}: {why}"

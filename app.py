@@ -1,0 +1,147 @@
+"""migplan dashboard: explore an inventory and a wave plan (``make run``).
+
+A thin layer: loading, metrics and planning all come from the migplan package;
+the planner runs in its own process (``migplan plan``) so the page stays live.
+Start: ``streamlit run app.py -- --inventory datasets/demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from migplan import analysis
+from migplan.io.inventory import LoadResult, load_inventory
+from migplan.io.planfiles import read_waves_csv
+from migplan.metrics import evaluate
+from migplan.model import Finding, Inventory, Plan
+from migplan.ui.charts import latency_figure, period_figure, wave_figure
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inventory", default="datasets/demo")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args
+
+
+@st.cache_resource(show_spinner="Loading inventory…")
+def _load(folder: str, stamp: float) -> LoadResult:
+    """Cached per folder and modification time, so edits on disk are picked up."""
+    del stamp
+    return load_inventory(Path(folder))
+
+
+def _stamp(folder: Path) -> float:
+    files = [folder / name for name in ("apps.csv", "dependencies.csv", "scenario.toml")]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+
+
+def _findings_table(findings: tuple[Finding, ...] | list[Finding]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"severity": f.severity, "where": f.location(), "message": f.message, "value": f.value}
+            for f in findings
+        ]
+    )
+
+
+def _overview(inv: Inventory) -> None:
+    sc = inv.scenario
+    cols = st.columns(5)
+    cols[0].metric("applications", f"{inv.n:,}")
+    cols[1].metric("dependencies", f"{inv.m:,}")
+    cols[2].metric("total QPS", f"{sum(a.qps for a in inv.apps):,.0f}")
+    cols[3].metric("waves", sc.waves)
+    cols[4].metric("extra RTT", f"{sc.rtt_ms:g} ms")
+    st.caption(f"{sc.source} → {sc.target}")
+
+
+def _plan_source(folder: Path, inv: Inventory) -> Plan | None:
+    """A plan from an uploaded waves.csv, a plan folder, or the dataset's planted plan."""
+    upload = st.sidebar.file_uploader("waves.csv", type=["csv"])
+    if upload is not None:
+        with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as tmp:
+            tmp.write(upload.getvalue())
+        path = Path(tmp.name)
+    else:
+        candidates = [p for p in (Path("out/waves.csv"), folder / "planted-waves.csv") if p.exists()]
+        if not candidates:
+            return None
+        path = Path(st.sidebar.selectbox("plan", [str(p) for p in candidates]))
+    plan, findings = read_waves_csv(path, inv)
+    if plan is None:
+        st.error(f"{path} is not a plan for this inventory")
+        st.dataframe(_findings_table(findings))
+    return plan
+
+
+def _run_planner(folder: Path, seconds: int) -> None:
+    """Run the planner in its own process (CP-SAT must not block the page)."""
+    cmd = [sys.executable, "-m", "migplan", "plan", str(folder), "--out", "out", "--time-limit", str(seconds)]
+    with st.spinner(f"Planning (up to {seconds} s)…"):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    (st.success if done.returncode == 0 else st.error)(done.stderr.strip()[-2000:] or "done")
+
+
+def _plan_section(inv: Inventory, plan: Plan) -> None:
+    ev = evaluate(inv, plan)
+    cols = st.columns(4)
+    cols[0].metric("chatty cost", f"{ev.chatty_cost:,.0f}")
+    cols[1].metric("feasible", "yes" if ev.feasible else "no")
+    cols[2].metric("peak cross-site QPS", f"{ev.cross_site_qps.max(initial=0):,.0f}")
+    cols[3].metric("peak link load", f"{ev.link_load_gbps.max(initial=0):.2f} Gbps")
+    st.plotly_chart(period_figure(inv, ev), use_container_width=True)
+    left, right = st.columns(2)
+    left.plotly_chart(wave_figure(inv, ev), use_container_width=True)
+    right.plotly_chart(latency_figure(inv, ev), use_container_width=True)
+    violations = [f for f in ev.findings if f.severity == "error"]
+    if violations:
+        st.subheader(f"{len(violations)} violations")
+        st.dataframe(_findings_table(violations), use_container_width=True)
+    table = pd.DataFrame(
+        {
+            "app_id": inv.ids,
+            "wave": plan.array,
+            "team": [a.team for a in inv.apps],
+            "kind": [a.kind for a in inv.apps],
+            "qps": [a.qps for a in inv.apps],
+        }
+    ).sort_values(["wave", "app_id"])
+    st.dataframe(table, use_container_width=True, hide_index=True)
+
+
+def main() -> None:
+    st.set_page_config(page_title="migplan", layout="wide")
+    st.title("migplan: migration wave planner")
+    folder = Path(st.sidebar.text_input("inventory folder", _arguments().inventory))
+    result = _load(str(folder), _stamp(folder))
+    if result.findings:
+        with st.expander(f"{len(result.findings)} findings while loading", expanded=result.inventory is None):
+            st.dataframe(_findings_table(result.findings), use_container_width=True)
+    inv = result.inventory
+    if inv is None:
+        st.error("The inventory has errors; fix them and reload.")
+        return
+    _overview(inv)
+    facts = analysis.findings(inv)
+    if facts:
+        with st.expander(f"{len(facts)} dependency findings (cycles, control plane, …)"):
+            st.dataframe(_findings_table(facts), use_container_width=True)
+    seconds = st.sidebar.slider("planner time limit (s)", 5, 300, 30)
+    if st.sidebar.button("Plan waves"):
+        _run_planner(folder, seconds)
+    plan = _plan_source(folder, inv)
+    if plan is None:
+        st.info("No plan yet: press 'Plan waves' or upload a waves.csv.")
+        return
+    _plan_section(inv, plan)
+
+
+main()

@@ -1,0 +1,156 @@
+"""Helpers every subcommand shares: load or exit 2, print findings, fail with an exit code.
+
+Output rules: results go to stdout, problems to stderr; rich formatting only when the
+stream is a terminal, so piped output and tests see plain text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
+
+import click
+
+from migplan.io.inventory import apply_overrides, load_inventory
+from migplan.model import Finding, Inventory
+
+EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT = 0, 1, 2
+PRINT_LIMIT = 200
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(code: int, message: str) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code`` (no traceback)."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def print_findings(
+    findings: Iterable[Finding], *, err: bool = True, limit: int = PRINT_LIMIT, file: IO[str] | None = None
+) -> None:
+    """Every finding on its own line, errors first; beyond ``limit`` only a count is printed."""
+    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 3))
+    for finding in ordered[:limit]:
+        click.echo(finding.render(), err=err, file=file)
+    hidden = ordered[limit:]
+    if hidden:
+        errors = sum(f.severity == "error" for f in hidden)
+        click.echo(
+            f"… {len(hidden)} more finding(s) not shown ({errors} error(s)); use --json for all of them",
+            err=err,
+            file=file,
+        )
+
+
+def count(findings: Iterable[Finding], severity: str) -> int:
+    return sum(f.severity == severity for f in findings)
+
+
+def load_checked(
+    folder: Path,
+    *,
+    waves: int | None = None,
+    rtt_ms: float | None = None,
+    risk_weight: float | None = None,
+) -> tuple[Inventory | None, tuple[Finding, ...]]:
+    """Load an inventory and apply command-line overrides; None if any error (all are returned)."""
+    result = load_inventory(folder)
+    if result.inventory is None:
+        return None, result.findings
+    scenario, problems = apply_overrides(
+        result.inventory, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
+    )
+    if scenario is None:
+        return None, problems + result.findings
+    return result.inventory.with_scenario(scenario), result.findings + problems
+
+
+def load_or_exit(
+    folder: Path,
+    *,
+    waves: int | None = None,
+    rtt_ms: float | None = None,
+    risk_weight: float | None = None,
+) -> Inventory:
+    """The inventory, or every error printed to stderr and exit 2; warnings are printed too."""
+    return load_or_exit_with_findings(folder, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight)[0]
+
+
+def load_or_exit_with_findings(
+    folder: Path,
+    *,
+    waves: int | None = None,
+    rtt_ms: float | None = None,
+    risk_weight: float | None = None,
+    show: Sequence[str] = ("error", "warning"),
+) -> tuple[Inventory, tuple[Finding, ...]]:
+    """Like ``load_or_exit`` but also returns the findings (for plan.json); prints those in ``show``."""
+    inv, findings = load_checked(folder, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight)
+    print_findings([f for f in findings if f.severity in show])
+    if inv is None:
+        fail(
+            EXIT_BAD_INPUT, f"{count(findings, 'error')} error(s) in the inventory {folder}; nothing was done"
+        )
+    return inv, findings
+
+
+@contextmanager
+def file_errors_exit(action: str) -> Iterator[None]:
+    """Turn an OSError (permission denied, is a directory, disk full) into one line and exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        target = f" {exc.filename}" if exc.filename else ""
+        fail(EXIT_BAD_INPUT, f"cannot {action}{target}: {exc.strerror or exc}")
+
+
+def scenario_options(func: F) -> F:
+    """--waves / --rtt-ms / --risk-weight, shared by every command that reads an inventory."""
+    func = click.option(
+        "--risk-weight", type=float, default=None, help="Weight of the risk term (0: chatty cost only)."
+    )(func)
+    func = click.option(
+        "--rtt-ms",
+        type=float,
+        default=None,
+        help="Extra cross-site round-trip time (overrides scenario.toml).",
+    )(func)
+    func = click.option(
+        "--waves", type=int, default=None, help="Number of waves K (overrides scenario.toml)."
+    )(func)
+    return func
+
+
+def inventory_argument(func: F) -> F:
+    """INVENTORY_DIR; existence is checked by the loader so that it reports like any other error."""
+    return click.argument("inventory_dir", type=click.Path(path_type=Path))(func)
+
+
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table on stdout: rich when stdout is a terminal, plain aligned text otherwise."""
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    from migplan.report import format_table
+
+    click.echo(title)
+    click.echo(format_table(header, rows))
+    click.echo()

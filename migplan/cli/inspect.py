@@ -1,0 +1,115 @@
+"""``migplan validate`` and ``migplan evaluate``: check an inventory, measure a given plan.
+
+Heavy modules (metrics, analysis) are imported inside the commands so that a broken
+inventory is reported without loading scipy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from migplan.cli import main
+from migplan.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INFEASIBLE,
+    EXIT_OK,
+    count,
+    fail,
+    inventory_argument,
+    load_checked,
+    load_or_exit_with_findings,
+    print_findings,
+    print_table,
+    scenario_options,
+)
+
+
+@main.command()
+@inventory_argument
+@scenario_options
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def validate(
+    inventory_dir: Path, waves: int | None, rtt_ms: float | None, risk_weight: float | None, as_json: bool
+) -> None:
+    """Check INVENTORY_DIR and print every problem (exit 0: usable, 2: errors).
+
+    Findings are this command's result, so they go to stdout.
+    """
+    inv, findings = load_checked(inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight)
+    found = list(findings)
+    if inv is not None:
+        from migplan import analysis
+
+        found += analysis.findings(inv)
+    errors, warnings = count(found, "error"), count(found, "warning")
+    if as_json:
+        from migplan.report import finding_dict
+
+        summary = {"apps": inv.n, "dependencies": inv.m, "waves": inv.K} if inv is not None else None
+        payload = {
+            "valid": inv is not None,
+            "inventory": summary,
+            "findings": [finding_dict(f) for f in found],
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print_findings(found, err=False)
+        if inv is not None:
+            click.echo(
+                f"{inv.n} apps, {inv.m} dependencies, {inv.K} waves: {errors} error(s), {warnings} warning(s)"
+            )
+        else:
+            click.echo(
+                f"{inventory_dir}: {errors} error(s), {warnings} warning(s): the inventory cannot be used"
+            )
+    raise SystemExit(EXIT_BAD_INPUT if errors else EXIT_OK)
+
+
+@main.command()
+@inventory_argument
+@click.option(
+    "--plan", "plan_path", required=True, type=click.Path(path_type=Path), help="waves.csv to evaluate."
+)
+@scenario_options
+@click.option("--json", "as_json", is_flag=True, help="Print the full plan report (plan.json content).")
+def evaluate(
+    inventory_dir: Path,
+    plan_path: Path,
+    waves: int | None,
+    rtt_ms: float | None,
+    risk_weight: float | None,
+    as_json: bool,
+) -> None:
+    """Measure the plan in WAVES_CSV against INVENTORY_DIR (exit 0 feasible, 1 infeasible, 2 bad input)."""
+    from migplan import analysis, metrics
+    from migplan.io.planfiles import read_waves_csv
+    from migplan.report import period_rows, plan_report, summary_lines, wave_rows
+
+    inv, load_findings = load_or_exit_with_findings(
+        inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
+    )
+    plan, plan_findings = read_waves_csv(plan_path, inv)
+    print_findings([f for f in plan_findings if f.severity != "info"])
+    if plan is None:
+        fail(EXIT_BAD_INPUT, f"{count(plan_findings, 'error')} error(s) in the plan {plan_path}")
+    evaluation = metrics.evaluate(inv, plan)
+    report = plan_report(inv, plan, evaluation, extra_findings=[*load_findings, *plan_findings])
+    if as_json:
+        click.echo(json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False))
+    else:
+        print_table("Periods (after wave k, before wave k+1)", *period_rows(report))
+        print_table("Waves", *wave_rows(report))
+        violations = [f for f in evaluation.findings if f.severity == "error"]
+        if violations:
+            click.echo("Violations:")
+            print_findings(violations, err=False)
+        notes = [f for f in (*evaluation.findings, *analysis.findings(inv, plan)) if f.severity == "warning"]
+        if notes:
+            click.echo("Warnings:")
+            print_findings(notes, err=False)
+        for line in summary_lines(report):
+            click.echo(line)
+    raise SystemExit(EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE)

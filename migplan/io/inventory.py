@@ -1,0 +1,425 @@
+"""Load an inventory folder (apps.csv, dependencies.csv, scenario.toml) and report every problem.
+
+Per-cell types are pydantic models (``migplan.io.schema``); what spans rows is plain code
+here: unique ids, known callers and callees, self-calls, duplicate dependencies, wave pins
+and windows against K, and pins that contradict each other inside a group.
+
+Duplicate caller → callee rows are merged with a warning, because CMDB and flow exports
+often list one pair once per endpoint or port: qps and calls_per_request are summed (both
+count calls), the pair is sync if any row is, kb_per_call is the qps-weighted mean (the plain
+mean when all qps are 0).  Nothing the user gave is dropped silently: blank rows are
+counted in one info finding, unknown columns give a warning.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from migplan.io.scenario import FILE as SCENARIO_FILE
+from migplan.io.scenario import parse_scenario
+from migplan.io.schema import APP_COLUMNS, DEPENDENCY_COLUMNS, AppRow, DependencyRow, validate_records
+from migplan.io.table import Table, read_table, read_text
+from migplan.model import App, Dependency, Finding, Inventory, Scenario
+
+APPS_FILE = "apps.csv"
+DEPENDENCIES_FILE = "dependencies.csv"
+WAVE_COLUMNS = ("pinned_wave", "earliest_wave", "latest_wave")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The inventory (None iff any error) and every finding, errors first in file order."""
+
+    inventory: Inventory | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def ok(self) -> bool:
+        return self.inventory is not None
+
+
+def load_inventory(folder: Path) -> LoadResult:
+    """Read and check an inventory folder; see the module docstring for the rules."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        return LoadResult(None, (Finding("error", "no-inventory", f"inventory folder {folder} {what}"),))
+    findings: list[Finding] = []
+    apps_table = read_table(folder / APPS_FILE, known=APP_COLUMNS, required=("app_id", "qps"))
+    deps_table = read_table(
+        folder / DEPENDENCIES_FILE, known=DEPENDENCY_COLUMNS, required=("caller", "callee", "qps")
+    )
+    findings += apps_table.findings
+    apps, rows, ids, problems = _read_apps(apps_table)
+    findings += problems
+
+    # ids are checked only against a complete apps.csv, so one broken file gives no knock-on errors
+    known = ids if apps_table.readable and not apps_table.truncated and ids else None
+    scenario, problems = _read_scenario(folder / SCENARIO_FILE, known)
+    findings += problems
+
+    findings += deps_table.findings
+    dependencies, problems = _read_dependencies(deps_table, known)
+    findings += problems
+
+    findings += window_findings(apps, rows)
+    if scenario is not None:
+        findings += wave_range_findings(apps, rows, scenario.waves)
+    findings += group_findings(apps, rows)
+
+    findings.sort(key=_reading_order)
+    errors = [f for f in findings if f.severity == "error"]
+    others = [f for f in findings if f.severity != "error"]
+    if errors or scenario is None:
+        return LoadResult(None, tuple(errors + others))
+    return LoadResult(Inventory(tuple(apps), tuple(dependencies), scenario), tuple(others))
+
+
+def apply_overrides(
+    target: Inventory | Scenario,
+    waves: int | None = None,
+    rtt_ms: float | None = None,
+    risk_weight: float | None = None,
+) -> tuple[Scenario | None, tuple[Finding, ...]]:
+    """The scenario with command-line overrides, re-checked against the new K (None if any error)."""
+    scenario = target.scenario if isinstance(target, Inventory) else target
+    findings: list[Finding] = []
+    changes: dict[str, object] = {}
+    for option, value, minimum in (
+        ("--waves", waves, 1),
+        ("--rtt-ms", rtt_ms, 0),
+        ("--risk-weight", risk_weight, 0),
+    ):
+        if value is None:
+            continue
+        if not (minimum <= value < float("inf")):
+            findings.append(
+                Finding(
+                    "error",
+                    "bad-option",
+                    f"{option} must be a number ≥ {minimum}",
+                    file=option,
+                    value=str(value),
+                    expected=f"≥ {minimum}",
+                )
+            )
+        else:
+            changes[option[2:].replace("-", "_")] = value
+    if "waves" in changes and changes["waves"] != scenario.waves:
+        k = int(waves or 0)
+        for resource in ("apps", "instances", "data_gb"):
+            raw = getattr(scenario, f"capacity_{resource}")
+            if isinstance(raw, tuple) and len(raw) != k:
+                findings.append(
+                    Finding(
+                        "error",
+                        "capacity-length",
+                        f"wave_capacity.{resource} lists {len(raw)} numbers but --waves asks for {k} waves",
+                        file=SCENARIO_FILE,
+                        column=f"wave_capacity.{resource}",
+                        value=str(len(raw)),
+                        expected=f"one number per wave ({k}), or a single number",
+                    )
+                )
+        if isinstance(target, Inventory):
+            findings += wave_range_findings(list(target.apps), None, k, source="--waves")
+    if any(f.severity == "error" for f in findings):
+        return None, tuple(findings)
+    return scenario.with_overrides(**changes), tuple(findings)
+
+
+def _read_apps(table: Table) -> tuple[list[App], list[int], set[str], list[Finding]]:
+    """Apps with their rows; ``ids`` also holds ids of broken rows, to avoid knock-on errors."""
+    apps: list[App] = []
+    rows: list[int] = []
+    seen: dict[str, list[int]] = defaultdict(list)
+    if not table.readable:
+        return apps, rows, set(), []
+    for rec in table.records:
+        raw_id = rec.cells.get("app_id")
+        if raw_id:
+            seen[raw_id].append(rec.row)
+    parsed_rows, findings = validate_records(AppRow, table.records, file=table.file)
+    complete = [rec for rec in table.records if rec.complete]
+    for rec, parsed in zip(complete, parsed_rows, strict=True):
+        if parsed is not None:
+            apps.append(App(**parsed))
+            rows.append(rec.row)
+    if not table.records:
+        findings.append(
+            Finding(
+                "error",
+                "no-apps",
+                "no applications: apps.csv has a header but no rows",
+                file=table.file,
+                row=2,
+                expected="one row per application",
+            )
+        )
+    for app_id, where in seen.items():
+        if len(where) > 1:
+            findings.append(
+                Finding(
+                    "error",
+                    "duplicate-app",
+                    f"app_id {app_id!r} appears on rows {_and(where)}: ids must be unique",
+                    file=table.file,
+                    row=where[1],
+                    column="app_id",
+                    value=app_id,
+                    expected="a unique id",
+                    apps=(app_id,),
+                )
+            )
+    return apps, rows, set(seen), findings
+
+
+def _read_scenario(path: Path, ids: Collection[str] | None) -> tuple[Scenario | None, list[Finding]]:
+    if not path.exists():
+        default = Scenario()
+        note = f"no {SCENARIO_FILE}: using defaults ({default.waves} waves, rtt {default.rtt_ms:g} ms)"
+        return default, [Finding("info", "default-scenario", note, file=SCENARIO_FILE)]
+    text, problems = read_text(path, SCENARIO_FILE)
+    if text is None:
+        return None, problems
+    return parse_scenario(text, ids)
+
+
+def _read_dependencies(table: Table, ids: Collection[str] | None) -> tuple[list[Dependency], list[Finding]]:
+    """Checked dependencies, duplicates merged (see the module docstring)."""
+    pairs: dict[tuple[str, str], list[tuple[int, Dependency]]] = defaultdict(list)
+    unknown: list[tuple[int, str, str]] = []
+    if not table.readable:
+        return [], []
+    parsed_rows, findings = validate_records(DependencyRow, table.records, file=table.file)
+    complete = [rec for rec in table.records if rec.complete]
+    for rec, parsed in zip(complete, parsed_rows, strict=True):
+        if parsed is None:
+            continue
+        dep = Dependency(**parsed)
+        caller, callee = dep.caller, dep.callee
+        ok = ids is None or (caller in ids and callee in ids)
+        if not ok:
+            unknown += [(rec.row, c, v) for c, v in (("caller", caller), ("callee", callee)) if v not in ids]  # type: ignore[operator]
+        if caller == callee:
+            findings.append(
+                Finding(
+                    "error",
+                    "self-call",
+                    f"{caller!r} calls itself: a self-call never crosses sites, remove the row",
+                    file=table.file,
+                    row=rec.row,
+                    column="callee",
+                    value=callee,
+                    expected="another app",
+                    apps=(caller,),
+                )
+            )
+            ok = False
+        if ok:
+            pairs[(caller, callee)].append((rec.row, dep))
+    findings += _unknown_app_findings(unknown, ids or (), table.file)
+    dependencies = []
+    for (caller, callee), group in pairs.items():
+        if len(group) == 1:
+            dependencies.append(group[0][1])
+            continue
+        dependencies.append(_merge([d for _, d in group]))
+        where = [r for r, _ in group]
+        findings.append(
+            Finding(
+                "warning",
+                "duplicate-dependency",
+                f"{caller} → {callee} appears on rows {_and(where)}: merged into one dependency "
+                "(qps and calls_per_request summed, sync if any row is sync, kb_per_call qps-weighted mean)",
+                file=table.file,
+                row=where[1],
+                apps=(caller, callee),
+            )
+        )
+    return dependencies, findings
+
+
+def _merge(rows: Sequence[Dependency]) -> Dependency:
+    """One dependency from duplicate rows of a caller → callee pair (policy: module docstring)."""
+    qps = sum(d.qps for d in rows)
+    kb = (
+        sum(d.qps * d.kb_per_call for d in rows) / qps
+        if qps > 0
+        else sum(d.kb_per_call for d in rows) / len(rows)
+    )
+    return Dependency(
+        rows[0].caller,
+        rows[0].callee,
+        qps,
+        sum(d.calls_per_request for d in rows),
+        any(d.sync for d in rows),
+        kb,
+    )
+
+
+def _unknown_app_findings(
+    unknown: list[tuple[int, str, str]], ids: Collection[str], file: str
+) -> list[Finding]:
+    """One error per row naming an app not in apps.csv; near-miss suggestions while they are cheap."""
+    suggest = len(unknown) <= 20
+    findings = []
+    for row, column, value in unknown:
+        hint = ""
+        if suggest:
+            close = difflib.get_close_matches(value, list(ids), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        findings.append(
+            Finding(
+                "error",
+                "unknown-app",
+                f"{column} {value!r} is not an app_id in apps.csv{hint}",
+                file=file,
+                row=row,
+                column=column,
+                value=value,
+                expected="an app_id from apps.csv",
+                apps=(value,),
+            )
+        )
+    return findings
+
+
+def window_findings(apps: Sequence[App], rows: Sequence[int] | None) -> list[Finding]:
+    """earliest_wave > latest_wave, or a pin outside the app's own window (independent of K)."""
+    findings = []
+    for i, app in enumerate(apps):
+        row = rows[i] if rows is not None else None
+        lo, hi, pin = app.earliest_wave, app.latest_wave, app.pinned_wave
+        if lo is not None and hi is not None and lo > hi:
+            findings.append(
+                Finding(
+                    "error",
+                    "empty-window",
+                    f"{app.app_id}: earliest_wave {lo} is after latest_wave {hi}",
+                    file=APPS_FILE,
+                    row=row,
+                    column="earliest_wave",
+                    value=str(lo),
+                    expected=f"≤ latest_wave ({hi})",
+                    apps=(app.app_id,),
+                )
+            )
+        elif pin is not None and ((lo is not None and pin < lo) or (hi is not None and pin > hi)):
+            findings.append(
+                Finding(
+                    "error",
+                    "pin-outside-window",
+                    f"{app.app_id}: pinned_wave {pin} is outside its own window "
+                    f"{lo if lo is not None else 1}..{hi if hi is not None else 'K'}",
+                    file=APPS_FILE,
+                    row=row,
+                    column="pinned_wave",
+                    value=str(pin),
+                    expected="a wave inside earliest_wave..latest_wave",
+                    apps=(app.app_id,),
+                )
+            )
+    return findings
+
+
+def wave_range_findings(
+    apps: Sequence[App], rows: Sequence[int] | None, k: int, source: str = SCENARIO_FILE
+) -> list[Finding]:
+    """pinned/earliest/latest waves must lie in 1..K (K from scenario.toml or --waves)."""
+    findings = []
+    for i, app in enumerate(apps):
+        for column in WAVE_COLUMNS:
+            value = getattr(app, column)
+            if value is not None and not 1 <= value <= k:
+                findings.append(
+                    Finding(
+                        "error",
+                        "wave-out-of-range",
+                        f"{app.app_id}: {column} {value} is outside waves 1..{k} (K from {source})",
+                        file=APPS_FILE,
+                        row=rows[i] if rows is not None else None,
+                        column=column,
+                        value=str(value),
+                        expected=f"1..{k}",
+                        apps=(app.app_id,),
+                    )
+                )
+    return findings
+
+
+def group_findings(apps: Sequence[App], rows: Sequence[int] | None) -> list[Finding]:
+    """Members of a group share one wave: their pins must agree and their windows overlap."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, app in enumerate(apps):
+        if app.group:
+            members[app.group].append(i)
+    findings = []
+    for group, idx in members.items():
+        pinned = [(apps[i].app_id, apps[i].pinned_wave) for i in idx if apps[i].pinned_wave is not None]
+        row = rows[idx[-1]] if rows is not None else None
+        if len({w for _, w in pinned}) > 1:
+            findings.append(
+                Finding(
+                    "error",
+                    "group-pin-conflict",
+                    f"group {group!r} must move in one wave but its pins disagree: "
+                    + ", ".join(f"{a} pinned to {w}" for a, w in pinned),
+                    file=APPS_FILE,
+                    row=row,
+                    column="pinned_wave",
+                    value=group,
+                    expected="the same pinned_wave for every pinned member",
+                    apps=tuple(a for a, _ in pinned),
+                )
+            )
+            continue
+        lows = [(_lower(apps[i]), apps[i].app_id) for i in idx]
+        highs = [(_upper(apps[i]), apps[i].app_id) for i in idx]
+        (lo, lo_app), (hi, hi_app) = max(lows), min(highs)
+        if lo > hi:
+            findings.append(
+                Finding(
+                    "error",
+                    "group-window-conflict",
+                    f"group {group!r} must move in one wave but {lo_app} cannot move before wave {lo} "
+                    f"and {hi_app} must move by wave {hi}",
+                    file=APPS_FILE,
+                    row=row,
+                    column="group",
+                    value=group,
+                    expected="overlapping windows for all members",
+                    apps=(lo_app, hi_app),
+                )
+            )
+    return findings
+
+
+def _lower(app: App) -> int:
+    return max((b for b in (app.earliest_wave, app.pinned_wave) if b is not None), default=1)
+
+
+_FILE_ORDER = {APPS_FILE: 0, DEPENDENCIES_FILE: 1, SCENARIO_FILE: 2}
+
+
+def _reading_order(finding: Finding) -> tuple[int, int]:
+    """File by file, row by row: the order in which a person fixes them (stable otherwise)."""
+    return _FILE_ORDER.get(finding.file or "", 3), finding.row or 0
+
+
+def _upper(app: App) -> float:
+    bounds = [b for b in (app.latest_wave, app.pinned_wave) if b is not None]
+    return min(bounds) if bounds else float("inf")
+
+
+def _and(rows: Sequence[int]) -> str:
+    text = [str(r) for r in rows[:10]] + (["…"] if len(rows) > 10 else [])
+    return ", ".join(text[:-1]) + " and " + text[-1] if len(text) > 1 else text[0]

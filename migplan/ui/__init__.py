@@ -1,0 +1,1 @@
+"""Dashboard pieces: each function renders one section from core data; app.py wires them."""

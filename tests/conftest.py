@@ -1,0 +1,96 @@
+"""Shared fixtures: bundled test inventories, writing small inventories, running the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from migplan.io.inventory import load_inventory
+from migplan.model import Inventory
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "tiny"
+BROKEN = DATA / "broken"
+
+WriteInventory = Callable[..., Path]
+RunMigplan = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    """6 apps, 7 dependencies, 3 waves; see tests/data/tiny/README.md for the hand-computed plan."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_inventory() -> Inventory:
+    result = load_inventory(TINY)
+    assert result.inventory is not None, [f.render() for f in result.findings]
+    return result.inventory
+
+
+@pytest.fixture
+def write_inventory(tmp_path: Path) -> WriteInventory:
+    """``write_inventory(apps_csv, deps_csv, scenario_toml=None, name="inv")`` -> folder.
+
+    Texts are dedented and stripped of a leading newline, so they can be written inline.
+    Pass ``None`` for a file to leave it out; bytes are written as they are.
+    """
+
+    def write(
+        apps: str | bytes | None,
+        deps: str | bytes | None = "caller,callee,qps\n",
+        scenario: str | bytes | None = None,
+        name: str = "inv",
+    ) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for file, content in (("apps.csv", apps), ("dependencies.csv", deps), ("scenario.toml", scenario)):
+            if content is None:
+                continue
+            if isinstance(content, bytes):
+                (folder / file).write_bytes(content)
+            else:
+                (folder / file).write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+        return folder
+
+    return write
+
+
+def run_migplan_process(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it: a separate Python process, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "migplan", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def run_migplan() -> RunMigplan:
+    return run_migplan_process
+
+
+def run_migplan_in_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The CLI through click's test runner (fast); an escaping exception fails the test."""
+    from click.testing import CliRunner
+
+    from migplan.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], prog_name="migplan")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(map(str, args)), result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def migplan_cli() -> RunMigplan:
+    """In-process CLI runner with the same result shape as ``run_migplan``."""
+    return run_migplan_in_process

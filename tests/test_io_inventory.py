@@ -1,0 +1,398 @@
+"""Inventory loading: every SPEC §2 rule, row numbering, merge policy, overrides."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from conftest import WriteInventory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migplan.io.inventory import apply_overrides, load_inventory
+from migplan.model import App, Dependency, Finding, Inventory, Rule, Scenario
+
+TINY_DEPS = "caller,callee,qps\nweb,api,10\n"
+TWO_APPS = "app_id,qps\nweb,1\napi,2\n"
+
+
+def codes(findings: tuple[Finding, ...]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def only(findings: tuple[Finding, ...], code: str) -> Finding:
+    """The single finding with ``code``."""
+    matches = [f for f in findings if f.code == code]
+    assert len(matches) == 1, [f.render() for f in findings]
+    return matches[0]
+
+
+def test_tiny_inventory_is_read_as_written(tiny_inventory: Inventory) -> None:
+    inv = tiny_inventory
+    assert inv.ids == ("web", "api", "user", "order", "mysql", "redis")
+    assert inv.apps[2] == App(
+        "user",
+        500.0,
+        name="User service",
+        team="core",
+        criticality=2,
+        instances=2,
+        data_gb=10.0,
+        kind="service",
+    )
+    assert inv.apps[3].rehearsed is False and inv.apps[3].latest_wave == 2
+    assert inv.apps[4].stateful is True and inv.apps[4].group == "db"
+    assert inv.dependencies[1] == Dependency("api", "user", 500.0, 0.5, True, 4.0)
+    assert inv.dependencies[6].sync is False
+    assert inv.scenario == Scenario(
+        source="hangzhou",
+        target="guizhou",
+        rtt_ms=30.0,
+        waves=3,
+        default_latency_budget_ms=100.0,
+        link_gbps=1.0,
+        capacity_apps=(2.0, 3.0, 3.0),
+        max_risk=0.8,
+        rules=(Rule("before", ("mysql", "user")),),
+    )
+
+
+def test_defaults_fill_empty_cells_and_missing_columns(write_inventory: WriteInventory) -> None:
+    folder = write_inventory("app_id,qps,criticality,kind\nweb,5,,\n", "caller,callee,qps\n")
+    result = load_inventory(folder)
+    assert result.inventory is not None
+    assert result.inventory.apps == (App("web", 5.0),)
+    assert result.inventory.scenario == Scenario()
+    assert only(result.findings, "default-scenario").severity == "info"
+
+
+def test_bom_case_spaces_and_column_order(write_inventory: WriteInventory) -> None:
+    apps = "\ufeff QPS , App ID,Stateful\n 12.5 , web ,Yes\n3,api,N\n"
+    deps = "QPS,Callee,CALLER,Sync\n 7 ,api,web,0\n"
+    result = load_inventory(write_inventory(apps.encode("utf-8"), deps))
+    assert result.inventory is not None, [f.render() for f in result.findings]
+    assert result.inventory.apps == (App("web", 12.5, stateful=True), App("api", 3.0))
+    assert result.inventory.dependencies == (Dependency("web", "api", 7.0, sync=False),)
+
+
+def test_windows_line_ends(write_inventory: WriteInventory) -> None:
+    folder = write_inventory(b"app_id,qps\r\nweb,1\r\napi,2\r\n", b"caller,callee,qps\r\nweb,api,3\r\n")
+    inv = load_inventory(folder).inventory
+    assert inv is not None and inv.ids == ("web", "api") and inv.dependencies[0].qps == 3.0
+
+
+def test_semicolon_separated_file_gets_a_hint(write_inventory: WriteInventory) -> None:
+    result = load_inventory(write_inventory("app_id;qps\nweb;1\n"))
+    assert [f.column for f in result.errors] == ["app_id", "qps"]
+    assert "separate columns with semicolons" in result.errors[0].message
+
+
+def test_unknown_columns_only_warn(write_inventory: WriteInventory) -> None:
+    result = load_inventory(write_inventory("app_id,qps,owner email,\nweb,1,a@b,x\napi,1,c@d,y\n", TINY_DEPS))
+    assert result.inventory is not None
+    warning = only(result.findings, "unknown-column")
+    assert warning.severity == "warning" and warning.file == "apps.csv" and warning.row == 1
+    assert "'owner email'" in warning.message and "unnamed column 4" in warning.message
+
+
+def test_blank_rows_are_counted_and_keep_row_numbers(write_inventory: WriteInventory) -> None:
+    result = load_inventory(write_inventory("app_id,qps\nweb,1\n\n,,\napi,x\n", TINY_DEPS))
+    assert result.inventory is None
+    blank = only(result.findings, "blank-rows")
+    assert blank.severity == "info" and "2 blank row(s): 3, 4" in blank.message
+    bad = only(result.findings, "bad-value")
+    assert (bad.file, bad.row, bad.column, bad.value) == ("apps.csv", 5, "qps", "x")
+
+
+def test_multiline_quoted_cell_is_one_row(write_inventory: WriteInventory) -> None:
+    """Rows count records as a spreadsheet shows them; the message also names the text line."""
+    apps = 'app_id,name,qps\nweb,"Web\nfront\nend",1\napi,API,-2\n'
+    result = load_inventory(write_inventory(apps, TINY_DEPS))
+    bad = only(result.findings, "bad-value")
+    assert (bad.row, bad.column, bad.value) == (3, "qps", "-2")
+    assert "text line 5" in bad.message
+
+
+def test_duplicate_dependencies_are_merged_with_a_warning(write_inventory: WriteInventory) -> None:
+    deps = """\
+        caller,callee,qps,calls_per_request,sync,kb_per_call
+        web,api,30,1,false,2
+        api,web,1,1,true,4
+        web,api,10,0.5,true,10
+        """
+    result = load_inventory(write_inventory(TWO_APPS, deps))
+    assert result.inventory is not None
+    merged = result.inventory.dependencies[0]
+    # qps 30 + 10, calls 1 + 0.5, sync if any, kb (30·2 + 10·10) / 40 = 4
+    assert merged == Dependency("web", "api", 40.0, 1.5, True, 4.0)
+    assert result.inventory.m == 2
+    warning = only(result.findings, "duplicate-dependency")
+    assert warning.severity == "warning" and "rows 2 and 4" in warning.message
+    assert warning.apps == ("web", "api")
+
+
+def test_merge_of_zero_qps_rows_takes_the_plain_mean(write_inventory: WriteInventory) -> None:
+    deps = "caller,callee,qps,kb_per_call\nweb,api,0,2\nweb,api,0,6\n"
+    inv = load_inventory(write_inventory(TWO_APPS, deps)).inventory
+    assert inv is not None and inv.dependencies == (Dependency("web", "api", 0.0, 2.0, True, 4.0),)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("true", True),
+        ("YES", True),
+        ("y", True),
+        ("1", True),
+        ("False", False),
+        ("no", False),
+        ("N", False),
+        ("0", False),
+    ],
+)
+def test_boolean_spellings(write_inventory: WriteInventory, text: str, value: bool) -> None:
+    inv = load_inventory(
+        write_inventory(f"app_id,qps,stateful\nweb,1,{text}\n", "caller,callee,qps\n")
+    ).inventory
+    assert inv is not None and inv.apps[0].stateful is value
+
+
+@pytest.mark.parametrize("text", ["on", "t", "maybe", "2"])
+def test_other_booleans_are_errors(write_inventory: WriteInventory, text: str) -> None:
+    result = load_inventory(write_inventory(f"app_id,qps,rehearsed\nweb,1,{text}\n", "caller,callee,qps\n"))
+    bad = only(result.findings, "bad-value")
+    assert (bad.row, bad.column, bad.value) == (2, "rehearsed", text) and "yes/no" in (bad.expected or "")
+
+
+@pytest.mark.parametrize("text", ["12k", "NaN", "inf", "-1", "1,5", "0x10"])
+def test_bad_numbers(write_inventory: WriteInventory, text: str) -> None:
+    result = load_inventory(write_inventory(f'app_id,qps\nweb,"{text}"\n', "caller,callee,qps\n"))
+    assert result.inventory is None
+    bad = only(result.findings, "bad-value")
+    assert (bad.file, bad.row, bad.column, bad.value) == ("apps.csv", 2, "qps", text)
+
+
+def test_numbers_and_ids_are_stripped(write_inventory: WriteInventory) -> None:
+    inv = load_inventory(
+        write_inventory("app_id,qps,data_gb\n  web  , 1e3 ,  2.5\n", "caller,callee,qps\n")
+    ).inventory
+    assert inv is not None and inv.apps == (App("web", 1000.0, data_gb=2.5),)
+
+
+def test_risk_column_overrides_the_score(write_inventory: WriteInventory) -> None:
+    inv = load_inventory(write_inventory("app_id,qps,risk\nweb,1,7.5\napi,1,\n", TINY_DEPS)).inventory
+    assert inv is not None and [a.risk for a in inv.apps] == [7.5, None]
+
+
+def test_cross_row_errors_name_both_rows(write_inventory: WriteInventory) -> None:
+    apps = "app_id,qps\nweb,1\napi,1\nweb,2\n"
+    deps = "caller,callee,qps\nweb,apl,1\nweb,web,1\nghost,api,1\n"
+    result = load_inventory(write_inventory(apps, deps))
+    dup = only(result.findings, "duplicate-app")
+    assert (dup.row, dup.apps) == (4, ("web",)) and "rows 2 and 4" in dup.message
+    unknown = [f for f in result.findings if f.code == "unknown-app"]
+    assert [(f.row, f.column, f.value) for f in unknown] == [(2, "callee", "apl"), (4, "caller", "ghost")]
+    assert "did you mean 'api'" in unknown[0].message
+    assert only(result.findings, "self-call").row == 3
+
+
+def test_every_error_is_reported_at_once(write_inventory: WriteInventory) -> None:
+    apps = "app_id,qps,criticality,instances,pinned_wave\nweb,x,0,0,13\napi,1,3.5,1,\n,2,,,\n"
+    deps = "caller,callee,qps,sync\nweb,api,-1,maybe\n"
+    scenario = "waves = 12\nrtt = 3\n[wave_capacity]\napps = [1, 2]\nmax_risk = 0\n"
+    scenario += '[[constraint]]\nkind = "x"\napps = ["web"]\n'
+    result = load_inventory(write_inventory(apps, deps, scenario))
+    assert result.inventory is None
+    got = {(f.file, f.row, f.column) for f in result.errors}
+    assert got >= {
+        ("apps.csv", 2, "qps"),
+        ("apps.csv", 2, "criticality"),
+        ("apps.csv", 2, "instances"),
+        ("apps.csv", 3, "criticality"),
+        ("apps.csv", 4, "app_id"),
+        ("dependencies.csv", 2, "qps"),
+        ("dependencies.csv", 2, "sync"),
+        ("scenario.toml", 2, "rtt"),
+        ("scenario.toml", 4, "wave_capacity.apps"),
+        ("scenario.toml", 5, "wave_capacity.max_risk"),
+        ("scenario.toml", 7, "constraint[1].kind"),
+        ("scenario.toml", 8, "constraint[1].apps"),
+    }, sorted(map(str, got))
+
+
+def test_pins_and_windows_against_k(write_inventory: WriteInventory) -> None:
+    apps = """\
+        app_id,qps,pinned_wave,earliest_wave,latest_wave,group
+        a,1,4,,,
+        b,1,,0,2,
+        c,1,2,3,,
+        d,1,1,,,g
+        e,1,,2,,g
+        """
+    result = load_inventory(write_inventory(apps, "caller,callee,qps\n", "waves = 3\n"))
+    found = {(f.code, f.row, f.column) for f in result.errors}
+    assert found == {
+        ("wave-out-of-range", 2, "pinned_wave"),
+        ("wave-out-of-range", 3, "earliest_wave"),
+        ("pin-outside-window", 4, "pinned_wave"),
+        ("group-window-conflict", 6, "group"),
+    }
+
+
+def test_group_pin_conflict_names_apps_and_pins(write_inventory: WriteInventory) -> None:
+    apps = "app_id,qps,group,pinned_wave\na,1,g,1\nb,1,g,\nc,1,g,2\n"
+    conflict = only(load_inventory(write_inventory(apps)).findings, "group-pin-conflict")
+    assert conflict.apps == ("a", "c") and "a pinned to 1, c pinned to 2" in conflict.message
+
+
+@pytest.mark.parametrize(
+    ("scenario", "code", "row", "column"),
+    [
+        ("wavez = 3\n", "unknown-key", 1, "wavez"),
+        ("[wave_capacity]\ncpus = 3\n", "unknown-key", 2, "wave_capacity.cpus"),
+        (
+            '[[constraint]]\nkind = "apart"\napps = ["a", "b"]\nwhy = "x"\n',
+            "unknown-key",
+            4,
+            "constraint.why",
+        ),
+        ('[constraint]\nkind = "apart"\n', "bad-value", 1, "constraint"),
+        ("wave_capacity = 3\n", "bad-value", 1, "wave_capacity"),
+        ("waves = 2.5\n", "bad-value", 1, "waves"),
+        ("callees_first = 1\n", "bad-value", 1, "callees_first"),
+        ("link_gbps = 0\n", "bad-value", 1, "link_gbps"),
+        ("rtt_ms = nan\n", "bad-value", 1, "rtt_ms"),
+        ("waves = 3\n[wave_capacity]\ninstances = [1, 2]\n", "capacity-length", 3, "wave_capacity.instances"),
+        ('[[constraint]]\nkind = "before"\napps = ["a", "a"]\n', "rule-repeats-app", 3, "constraint[1].apps"),
+        ('[[constraint]]\nkind = "before"\n', "missing-key", 1, "constraint[1].apps"),
+        ("a = [1,\n", "bad-toml", 1, None),
+        ("a = 1\nb = = 2\n", "bad-toml", 2, None),
+    ],
+)
+def test_scenario_errors(
+    write_inventory: WriteInventory, scenario: str, code: str, row: int, column: str | None
+) -> None:
+    result = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, scenario))
+    assert result.inventory is None
+    finding = only(result.findings, code)
+    assert (finding.file, finding.row, finding.column) == ("scenario.toml", row, column)
+
+
+def test_unknown_key_lists_the_known_keys(write_inventory: WriteInventory) -> None:
+    finding = only(load_inventory(write_inventory(TWO_APPS, TINY_DEPS, "rtt = 3\n")).findings, "unknown-key")
+    assert "'rtt'" in finding.message and "rtt_ms" in finding.message and "wave_capacity" in finding.message
+
+
+def test_scenario_capacity_number_and_flags(write_inventory: WriteInventory) -> None:
+    scenario = "waves = 4\nsplit_cycles = true\nrisk_weight = 0\n"
+    scenario += "[wave_capacity]\ninstances = 10\ndata_gb = [1, 2, 3, 4.5]\n"
+    inv = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, scenario)).inventory
+    assert inv is not None
+    assert inv.scenario.capacity_instances == 10.0 and inv.scenario.capacity_data_gb == (1.0, 2.0, 3.0, 4.5)
+    assert inv.scenario.split_cycles is True and inv.scenario.risk_weight == 0.0
+
+
+def test_missing_folder_and_file_instead_of_folder(tmp_path: Path) -> None:
+    assert codes(load_inventory(tmp_path / "nope").findings) == ["no-inventory"]
+    (tmp_path / "f").write_text("x")
+    assert "is a file" in load_inventory(tmp_path / "f").findings[0].message
+
+
+def test_missing_files_are_each_reported(tmp_path: Path) -> None:
+    result = load_inventory(tmp_path)
+    assert [(f.code, f.file) for f in result.errors] == [
+        ("missing-file", "apps.csv"),
+        ("missing-file", "dependencies.csv"),
+    ]
+
+
+def test_overrides_recheck_against_the_new_k(tiny_inventory: Inventory) -> None:
+    scenario, findings = apply_overrides(tiny_inventory, waves=4, rtt_ms=10, risk_weight=0)
+    assert scenario is None
+    assert [(f.code, f.column) for f in findings] == [("capacity-length", "wave_capacity.apps")]
+    ok, findings = apply_overrides(
+        tiny_inventory.scenario.with_overrides(capacity_apps=3.0), waves=4, rtt_ms=10
+    )
+    assert findings == () and ok is not None and (ok.waves, ok.rtt_ms, ok.risk_weight) == (4, 10, 1.0)
+
+
+def test_overrides_report_pins_outside_the_new_k(write_inventory: WriteInventory) -> None:
+    inv = load_inventory(
+        write_inventory("app_id,qps,latest_wave\nweb,1,5\n", "caller,callee,qps\n")
+    ).inventory
+    assert inv is not None
+    scenario, findings = apply_overrides(inv, waves=4, rtt_ms=-1)
+    assert scenario is None
+    assert {(f.code, f.file, f.column) for f in findings} == {
+        ("bad-option", "--rtt-ms", None),
+        ("wave-out-of-range", "apps.csv", "latest_wave"),
+    }
+    assert "--waves" in findings[-1].message
+
+
+_ids = st.text("abcdefgh-_.", min_size=1, max_size=6)
+_apps = st.lists(
+    st.builds(
+        App,
+        app_id=_ids,
+        qps=st.floats(0, 1e6, allow_nan=False),
+        name=st.text('xyz ,"\n', max_size=5).map(str.strip),
+        criticality=st.integers(1, 5),
+        instances=st.integers(1, 50),
+        stateful=st.booleans(),
+        rehearsed=st.booleans(),
+        latency_budget_ms=st.none() | st.floats(0, 500, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=8,
+    unique_by=lambda a: a.app_id,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(apps=_apps)
+def test_apps_written_as_csv_load_back_unchanged(write_inventory: WriteInventory, apps: list[App]) -> None:
+    """Whatever a spreadsheet writes (quotes, commas, line breaks in names) reads back as written."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    columns = [
+        "app_id",
+        "qps",
+        "name",
+        "criticality",
+        "instances",
+        "stateful",
+        "rehearsed",
+        "latency_budget_ms",
+    ]
+    writer.writerow(columns)
+    for a in apps:
+        budget = "" if a.latency_budget_ms is None else repr(a.latency_budget_ms)
+        writer.writerow(
+            [a.app_id, repr(a.qps), a.name, a.criticality, a.instances, a.stateful, a.rehearsed, budget]
+        )
+    result = load_inventory(write_inventory(buffer.getvalue()))
+    assert result.inventory is not None, [f.render() for f in result.findings]
+    assert result.inventory.apps == tuple(apps)
+
+
+_app = st.sampled_from(["web", "api", "db"])
+_dependency_rows = st.lists(
+    st.tuples(_app, _app, st.integers(0, 1000)),
+    max_size=12,
+).map(lambda rows: [r for r in rows if r[0] != r[1]])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=_dependency_rows)
+def test_merging_keeps_every_call(write_inventory: WriteInventory, rows: list[tuple[str, str, int]]) -> None:
+    """Whatever the duplicates, each pair appears once and no qps is lost or invented."""
+    deps = "caller,callee,qps\n" + "".join(f"{a},{b},{q}\n" for a, b, q in rows)
+    inv = load_inventory(write_inventory("app_id,qps\nweb,1\napi,1\ndb,1\n", deps)).inventory
+    assert inv is not None
+    pairs = [(d.caller, d.callee) for d in inv.dependencies]
+    assert sorted(pairs) == sorted({(a, b) for a, b, _ in rows})
+    for d in inv.dependencies:
+        assert d.qps == sum(q for a, b, q in rows if (a, b) == (d.caller, d.callee))

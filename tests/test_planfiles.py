@@ -1,0 +1,134 @@
+"""Plan files: waves.csv read back as a Plan, plan folders written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from migplan.io import planfiles
+from migplan.io.planfiles import read_waves_csv, write_files_atomically, write_plan_folder
+from migplan.model import Finding, Inventory, Plan
+from migplan.report import to_jsonable
+
+TINY_PLAN = Plan((3, 2, 2, 2, 1, 1), 3)  # web, api, user, order, mysql, redis
+
+
+def test_write_then_read_gives_the_same_plan(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    out = tmp_path / "deep" / "plan"
+    write_plan_folder(out, tiny_inventory, TINY_PLAN, {"feasible": True})
+    plan, findings = read_waves_csv(out / "waves.csv", tiny_inventory)
+    assert findings == () and plan == TINY_PLAN
+    lines = (out / "waves.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "app_id,wave,name,team,kind,criticality,moved_with"
+    assert [line.split(",")[:2] for line in lines[1:]] == [
+        ["mysql", "1"],
+        ["redis", "1"],
+        ["api", "2"],
+        ["order", "2"],
+        ["user", "2"],
+        ["web", "3"],
+    ]
+    assert lines[1].endswith(",group:db") and lines[6] == "web,3,Web frontend,edge,frontend,2,"
+    assert json.loads((out / "plan.json").read_text(encoding="utf-8")) == {"feasible": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]  # no staging folder left
+
+
+def test_plan_json_is_valid_json_with_unbounded_and_missing_numbers(
+    tmp_path: Path, tiny_inventory: Inventory
+) -> None:
+    report = {"latency": np.array([1.5, math.inf]), "gap": math.nan, "n": np.int64(3), "ok": np.bool_(True)}
+    write_plan_folder(tmp_path, tiny_inventory, TINY_PLAN, report)
+    text = (tmp_path / "plan.json").read_text(encoding="utf-8")
+    assert json.loads(text) == {"latency": [1.5, "unbounded"], "gap": None, "n": 3, "ok": True}
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_to_jsonable_handles_nested_numpy() -> None:
+    assert to_jsonable({1: (np.float32(0.5), [-math.inf])}) == {"1": [0.5, ["-unbounded"]]}
+
+
+def test_a_failed_write_leaves_the_old_files(
+    tmp_path: Path, tiny_inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "plan"
+    write_plan_folder(out, tiny_inventory, TINY_PLAN, {"version": "old"})
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_dumps(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(planfiles.json, "dumps", broken_dumps)  # fails after waves.csv is written
+    with pytest.raises(OSError, match="No space"):
+        write_plan_folder(out, tiny_inventory, Plan((1, 1, 1, 1, 1, 1), 3), {"version": "new"})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan"]
+
+
+def test_extra_files_are_written_with_the_plan(tmp_path: Path) -> None:
+    def fail(path: Path) -> None:
+        path.write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_files_atomically(tmp_path / "out", {"a.txt": lambda p: p.write_text("a"), "b.txt": fail})
+    assert list((tmp_path / "out").iterdir()) == []
+    write_files_atomically(tmp_path / "out", {"a.txt": lambda p: p.write_text("a")})
+    assert (tmp_path / "out" / "a.txt").read_text() == "a"
+
+
+def _read(tmp_path: Path, inv: Inventory, text: str) -> tuple[Plan | None, tuple[Finding, ...]]:
+    path = tmp_path / "waves.csv"
+    path.write_text(text, encoding="utf-8")
+    return read_waves_csv(path, inv)
+
+
+def test_extra_columns_are_ignored_and_order_is_free(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    text = "Wave,note,App_ID\n1,x,mysql\n1,,redis\n2,,user\n2,,order\n2,,api\n3,,web\n"
+    assert _read(tmp_path, tiny_inventory, text) == (TINY_PLAN, ())
+
+
+def test_plan_errors_carry_rows(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    text = "app_id,wave\nmysql,1\nredis,1\nuser,4\norder,x\nmysql,2\nghost,1\napi,0\n"
+    plan, findings = _read(tmp_path, tiny_inventory, text)
+    assert plan is None
+    assert [(f.code, f.row, f.column) for f in findings] == [
+        ("wave-out-of-range", 4, "wave"),
+        ("bad-value", 5, "wave"),
+        ("duplicate-app", 6, "app_id"),
+        ("unknown-app", 7, "app_id"),
+        ("wave-out-of-range", 8, "wave"),
+        ("missing-apps", None, "app_id"),
+    ]
+    assert findings[-1].apps == ("web",) and "1 app(s)" in findings[-1].message
+    assert "rows 2 and 6" in findings[2].message
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (None, "missing-file"),
+        ("", "empty-file"),
+        ("app_id\nweb\n", "missing-column"),
+        (b"\xff\xfe", "not-utf8"),
+    ],
+)
+def test_unusable_plan_files(
+    tmp_path: Path, tiny_inventory: Inventory, content: str | bytes | None, code: str
+) -> None:
+    path = tmp_path / "waves.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    plan, findings = read_waves_csv(path, tiny_inventory)
+    assert plan is None and findings[0].code == code and findings[0].file == "waves.csv"
+
+
+def test_plan_path_that_is_a_folder(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    plan, findings = read_waves_csv(tmp_path, tiny_inventory)
+    assert plan is None and findings[0].code == "not-a-file"
