@@ -1,0 +1,176 @@
+"""``migplan plan``: plan the waves of an inventory and write the plan folder.
+
+Exit 0: a feasible plan was written (also when interrupted with a feasible plan in hand,
+marked "interrupted" in plan.json).  Exit 1: no feasible plan exists or none was found in
+time; the reason goes to stderr.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to
+stop; it returns the best feasible plan found so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from migplan.cli import main
+from migplan.cli.common import (
+    EXIT_INFEASIBLE,
+    file_errors_exit,
+    inventory_argument,
+    is_terminal,
+    load_or_exit_with_findings,
+    print_findings,
+    scenario_options,
+)
+from migplan.io.planfiles import write_plan_folder
+from migplan.model import Inventory
+from migplan.report import plan_report
+from migplan.solve.pipeline import PlanOptions, PlanResult, Progress, plan
+
+
+@main.command(name="plan")
+@inventory_argument
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Plan folder to write."
+)
+@scenario_options
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Wall-clock cap in seconds.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same plan).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="CP-SAT threads.")
+@click.option(
+    "--work-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Deterministic work budget (CP-SAT deterministic seconds); default from --time-limit.",
+)
+def plan_command(
+    inventory_dir: Path,
+    out_dir: Path,
+    waves: int | None,
+    rtt_ms: float | None,
+    risk_weight: float | None,
+    time_limit: float,
+    seed: int,
+    workers: int,
+    work_limit: float | None,
+) -> None:
+    """Plan the migration waves of INVENTORY_DIR and write waves.csv and plan.json to OUT."""
+    inv, load_findings = load_or_exit_with_findings(
+        inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
+    )
+    options = PlanOptions(
+        time_limit=time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit
+    )
+    stop = threading.Event()
+    with _stop_on_signals(stop), _progress_display() as show:
+        result = _plan_in_thread(inv, options, show, stop)
+    if result.plan is None or result.evaluation is None:
+        print_findings(result.explanation)
+        reason = {
+            "infeasible": "no feasible plan exists (proven)",
+            "interrupted": "interrupted before a feasible plan was found",
+        }.get(result.status, "no feasible plan found within the time limit (not proven infeasible)")
+        click.echo(f"error: {reason}; nothing was written", err=True)
+        raise SystemExit(EXIT_INFEASIBLE)
+    report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)
+    with file_errors_exit("write"):
+        write_plan_folder(out_dir, inv, result.plan, report)
+    click.echo(_summary(result, out_dir), err=True)
+
+
+def _plan_in_thread(
+    inv: Inventory, options: PlanOptions, show: Callable[[Progress], None] | None, stop: threading.Event
+) -> PlanResult:
+    """Run the planner in a worker thread: the main thread stays free to take signals
+    (Python runs signal handlers only in the main thread, between bytecodes, never
+    inside a long CP-SAT call)."""
+    box: list[PlanResult] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(plan(inv, options, show, stop))
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="migplan-plan", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
+def _summary(result: PlanResult, out_dir: Path) -> str:
+    """One line: status, chatty cost, objective, gap, where the files went."""
+    assert result.evaluation is not None
+    if result.status == "optimal":
+        gap = "proven optimal"
+    else:
+        gap = "gap unknown" if result.gap is None else f"gap ≤ {100 * result.gap:.1f} %"
+    objective = f"{result.objective:,.0f}" if result.objective is not None else "?"
+    return (
+        f"{result.status}: chatty cost {result.evaluation.chatty_cost:,.0f}, objective {objective} ({gap}), "
+        f"{result.solver_info.get('seconds', 0):.1f} s; wrote {out_dir}"
+    )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` instead of killing the process; handlers restored after."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _progress_display() -> Iterator[Any]:
+    """A rich progress bar on a terminal (stage, objective, violations left, elapsed); else nothing."""
+    if not is_terminal(sys.stderr):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("planning", total=1.0, detail="")
+
+    def show(p: Progress) -> None:
+        parts = []
+        if p.objective is not None:
+            parts.append(f"objective {p.objective:,.0f}")
+        if p.violations is not None:
+            parts.append(f"{p.violations} violation(s) left")
+        bar.update(task, completed=p.fraction, description=p.stage, detail=", ".join(parts))
+
+    with bar:
+        yield show

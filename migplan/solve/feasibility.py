@@ -1,0 +1,168 @@
+"""Stage 3: drive every violation of a start plan to zero with neighbourhoods that follow it.
+
+Random neighbourhoods remove latency violations only slowly (SOLVER-NOTES): the blocks
+that matter for an over-budget app are the ones on its split call paths.  Each step
+picks one violated instance, frees the blocks that cause it (for a latency row: the
+app's block and the endpoints of its split edges with a coefficient, grown
+breadth-first), and solves a sub-model where the instances the plan already breaks
+are soft (penalised slack, never allowed to grow) and all others hard.  A step is kept
+when the total violation score drops, so the search is monotone and any sub-solve
+result is at least as feasible as its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from migplan.model import IntArray
+from migplan.solve.cpsat import ModelOptions, Problem, Violations, objective_units, splits, violations
+from migplan.solve.search import Budget, ball, sub_solve
+
+SUB_SOLVE_WORK = 0.5  # deterministic seconds per repair sub-solve
+TIDY_WORK = 0.3  # deterministic seconds per tidy sub-solve
+EXTRA = (10, 60)  # blocks added breadth-first around the violated instance's own blocks
+MAX_SEEDS = 120
+MAX_FREE = 160  # blocks in a seeds-plus-neighbours neighbourhood
+RADIUS: int | None = None  # free blocks may take any wave of their range
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    waves: IntArray
+    violations: Violations
+    steps: int
+    accepted: int
+
+
+def repair(
+    problem: Problem,
+    waves: IntArray,
+    budget: Budget,
+    rng: np.random.Generator,
+    on_step: Callable[[IntArray, Violations], None] | None = None,
+) -> RepairResult:
+    """Remove violations from ``waves`` until none are left or the budget runs out.
+
+    Each accepted repair step is followed by a tidy step on the same blocks: the new
+    violations stay capped (soft, never growing) while the chatty cost is minimised,
+    so repairs do not scatter the construction's good structure.
+    """
+    current = np.asarray(waves, dtype=np.int64).copy()
+    state = violations(problem, current)
+    steps = accepted = 0
+    failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
+    while state.count > 0 and not budget.exhausted():
+        row, free = _neighbourhood(problem, current, state, failures, rng)
+        # attempts on a row cycle: plain ball, ball where other budgets may absorb some excess
+        # (for a larger total drop), seeds plus all their neighbours
+        trade = row is not None and failures[row] % 3 == 1
+        options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=trade)
+        found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK)
+        steps += 1
+        after = violations(problem, found) if found is not None else None
+        if found is None or after is None or after.score >= state.score - 1e-9:
+            if row is not None:
+                failures[row] += 1
+            continue
+        current, state = found, after
+        accepted += 1
+        failures //= 2  # the plan changed: old failures say less
+        tidy = sub_solve(problem, current, free, ModelOptions(soft=True), budget, rng, TIDY_WORK)
+        if tidy is not None:
+            tidy_state = violations(problem, tidy)
+            better = objective_units(problem, tidy) < objective_units(problem, current)
+            if tidy_state.score <= state.score + 1e-9 and better:
+                current, state = tidy, tidy_state
+        if on_step is not None:
+            on_step(current, state)
+    return RepairResult(current, state, steps, accepted)
+
+
+def _neighbourhood(
+    problem: Problem, waves: IntArray, state: Violations, failures: IntArray, rng: np.random.Generator
+) -> tuple[int | None, IntArray]:
+    """(latency row or None, free blocks) around one violated instance chosen by ``rng``."""
+    others = state.count - int(np.count_nonzero(state.latency))
+    # latency rows and other violated instances take turns in proportion to their counts
+    row = None if rng.random() * state.count < others else _pick_row(state, failures, rng)
+    seeds = _latency_seeds(problem, row) if row is not None else _other_seeds(problem, waves, state, rng)
+    if row is not None and failures[row] % 3 == 2:
+        return row, _with_neighbours(problem, seeds, rng)
+    return row, ball(problem, seeds, len(seeds) + int(rng.integers(EXTRA[0], EXTRA[1] + 1)), rng)
+
+
+def _with_neighbours(problem: Problem, seeds: IntArray, rng: np.random.Generator) -> IntArray:
+    """The seeds and their direct callers and callees (a random MAX_FREE of them if more).
+
+    The callers matter: moving a shared callee to fix one app splits it from its other
+    callers, whose budgets then have to move with it.
+    """
+    adj = problem.adjacency
+    ring = np.setdiff1d(np.unique(adj[seeds].indices), seeds)
+    room = max(MAX_FREE - len(seeds), 0)
+    if len(ring) > room:
+        ring = np.sort(rng.choice(ring, room, replace=False))
+    return np.union1d(seeds, ring).astype(np.int64)
+
+
+def _pick_row(state: Violations, failures: IntArray, rng: np.random.Generator) -> int | None:
+    """A violated latency row; rows that failed repeatedly are tried less often (tabu-like)."""
+    rows = (
+        np.flatnonzero(state.latency.sum(axis=1) > 0) if state.latency.size else np.zeros(0, dtype=np.int64)
+    )
+    if len(rows) == 0:
+        return None
+    weight = 1.0 / (1.0 + failures[rows]) ** 2
+    return int(rng.choice(rows, p=weight / weight.sum()))
+
+
+def _latency_seeds(problem: Problem, r: int) -> IntArray:
+    """The violated app's block and the endpoints of the calls that add latency to it.
+
+    All of the app's downstream calls, not only the split ones: fixing a violation
+    often means pulling a whole call subtree into one wave.
+    """
+    lat = problem.latency
+    start, end = lat.coef.indptr[r], lat.coef.indptr[r + 1]
+    edges = lat.coef.indices[start:end]
+    app_block = int(problem.blocks.of[lat.app[r]])
+    # largest coefficients first: those calls matter most for this app
+    order = np.argsort(-lat.coef.data[start:end], kind="stable")[: MAX_SEEDS // 2]
+    ends = np.concatenate([problem.eu[edges[order]], problem.ev[edges[order]]])
+    return np.unique(np.concatenate([[app_block], ends])).astype(np.int64)
+
+
+def _other_seeds(problem: Problem, waves: IntArray, state: Violations, rng: np.random.Generator) -> IntArray:
+    """Blocks involved in a violated capacity, link, risk, rule or range instance."""
+    K = problem.K
+    candidates: list[IntArray] = []
+    for res, over in state.capacity.items():
+        for j in np.flatnonzero(over > 0):
+            in_wave = np.flatnonzero((waves == j + 1) & (problem.loads[res] > 0))
+            candidates.append(rng.permutation(in_wave)[:20])
+    if state.risk.any():
+        for j in np.flatnonzero(state.risk > 0):
+            candidates.append(rng.permutation(np.flatnonzero(waves == j + 1))[:20])
+    if state.link.any():
+        S = splits(problem, waves)
+        for k in np.flatnonzero(state.link > 0):
+            heavy = np.flatnonzero(S[:, k])
+            heavy = heavy[np.argsort(-problem.gbps[heavy], kind="stable")[:10]]
+            candidates.append(np.concatenate([problem.eu[heavy], problem.ev[heavy]]))
+    for i in np.flatnonzero(state.before):
+        a, b, _ = problem.before[i]
+        candidates.append(np.array([a, b]))
+    for i in np.flatnonzero(state.apart):
+        candidates.append(np.array(problem.apart[i][0]))
+    for i in np.flatnonzero(state.callees_first):
+        candidates.append(np.array(problem.callees_first[i]))
+    candidates.append(np.flatnonzero(state.range))
+    candidates = [c for c in candidates if len(c)]
+    if not candidates:
+        return rng.integers(problem.count, size=1)
+    pick = candidates[int(rng.integers(len(candidates)))]
+    del K
+    return np.unique(pick).astype(np.int64)

@@ -1,0 +1,57 @@
+"""Calls that no feasible plan can split: contract their endpoints into one block.
+
+If splitting the block edge e alone already adds more latency to some app a than a's
+budget allows (L[a,e] > budget_a, summed over the dependencies between the
+two blocks), then e is unsplit in every plan the model accepts, so both blocks share a
+wave.  Contracting repeats until nothing changes, since merged blocks aggregate more
+calls per block edge.  This step is exact (it removes no feasible plan of the model)
+and shrinks the search the most where budgets are tight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from migplan.model import FloatArray, IntArray, Inventory
+from migplan.solve.blocks import Blocks, build_blocks
+
+MAX_ROUNDS = 20
+
+
+def contract_unsplittable(
+    inv: Inventory, L: sp.csr_matrix, dropped: FloatArray, unbounded_edges: IntArray
+) -> tuple[Blocks, tuple[IntArray, IntArray]]:
+    """Blocks with every unsplittable call contracted, and the app pairs that were added.
+
+    ``unbounded_edges``: dependencies whose split makes some app's latency unbounded
+    (below a divergent cycle): never split either.
+    """
+    # the TRUE budget: L only lost entries, so L[a,e] > budget_a proves e unsplittable;
+    # comparing with budget_a - dropped_a (the model's safe row) would cut feasible plans
+    del dropped
+    budget = inv.budgets
+    src: list[int] = inv.caller[unbounded_edges].tolist()
+    dst: list[int] = inv.callee[unbounded_edges].tolist()
+    pairs = (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))
+    blocks = build_blocks(inv, pairs if src else None)
+    L = sp.csr_matrix(L)
+    for _ in range(MAX_ROUNDS):
+        bu, bv = blocks.of[inv.caller], blocks.of[inv.callee]
+        cross = np.flatnonzero(bu != bv)
+        if len(cross) == 0:
+            break
+        lo, hi = np.minimum(bu[cross], bv[cross]), np.maximum(bu[cross], bv[cross])
+        keys, edge = np.unique(lo * blocks.count + hi, return_inverse=True)
+        to_edges = sp.csr_matrix((np.ones(len(cross)), (cross, edge)), shape=(inv.m, len(keys)))
+        per_edge = (L @ to_edges).tocoo()
+        bad = per_edge.data > budget[per_edge.row] + 1e-9
+        bad |= ~np.isfinite(per_edge.data)
+        cols = np.unique(per_edge.col[bad])
+        if len(cols) == 0:
+            break
+        first = np.asarray([m[0] for m in blocks.members], dtype=np.int64)
+        src.extend(first[keys[cols] // blocks.count].tolist())
+        dst.extend(first[keys[cols] % blocks.count].tolist())
+        blocks = build_blocks(inv, (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)))
+    return blocks, (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64))

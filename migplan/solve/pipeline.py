@@ -1,0 +1,375 @@
+"""The planner, stage by stage: blocks -> precheck -> construction -> feasibility -> improvement.
+
+Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
+is solved from the construction's hint, and "optimal" is reported only when CP-SAT
+proves it there.  Larger estates are repaired and improved with sub-models (a full model
+at 10,000 apps takes ~30 s to presolve).  All search is bounded by a deterministic work
+budget (CP-SAT deterministic seconds, derived from the time limit when not given), so
+the same inventory, seed, workers and budget give the same plan; the wall clock is a cap
+whose cutting is recorded.  Every status but "infeasible" / "no-plan-found" comes with a
+plan that metrics.evaluate finds feasible.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from migplan import metrics
+from migplan.model import Finding, IntArray, Inventory, Plan
+from migplan.solve import bounds, explain, feasibility, lns
+from migplan.solve.blocks import build_blocks
+from migplan.solve.cpsat import (
+    ModelOptions,
+    Problem,
+    build_model,
+    build_problem,
+    latency_matrix,
+    objective_value,
+    solve,
+    violations,
+)
+from migplan.solve.forced import contract_unsplittable
+from migplan.solve.search import Budget
+from migplan.solve.start import latency_aware_start
+
+SMALL_BLOCKS = 100
+WORK_PER_SECOND = 0.5  # deterministic seconds of work per second of --time-limit (2-core box)
+REPAIR_SHARE = 0.9  # at most this share of the work goes to the feasibility stage
+SMALL_REPAIR_SHARE = 0.3  # small estates: the rest goes to the full model
+SMALL_REPAIR_MAX_WORK = 4.0
+EXPLAIN_SHARE = 0.2  # the explanation may take this share of the time limit on top
+START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the latency-aware start
+START_WORK_PER_BLOCK = 0.003  # work charged per block and glue round (a construction run)
+MAX_START_ROUNDS = 6
+LEFT_OVER_SHOWN = 10
+
+Status = Literal["optimal", "feasible", "infeasible", "no-plan-found", "interrupted"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    time_limit: float = 60.0
+    seed: int = 0
+    workers: int = 2
+    risk_weight: float | None = None  # None: the scenario's
+    work_limit: float | None = None  # deterministic work budget; None: derived from time_limit
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    objective: float | None
+    violations: int | None
+    elapsed: float
+    fraction: float
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan | None
+    evaluation: metrics.Evaluation | None
+    status: Status
+    objective: float | None
+    lower_bound: float | None
+    gap: float | None  # None: unknown
+    explanation: tuple[Finding, ...]
+    stages: tuple[dict[str, Any], ...]
+    solver_info: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """Bookkeeping of one planner run: stage log, progress reports, timings."""
+
+    inv: Inventory
+    options: PlanOptions
+    progress: Callable[[Progress], None] | None
+    budget: Budget
+    started: float = field(default_factory=time.monotonic)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    _stage_start: float = 0.0
+
+    def begin(self, name: str) -> None:
+        self._stage_start = time.monotonic()
+        self.report(name, None, None)
+
+    def end(self, name: str, objective: float | None, count: int | None, **extra: Any) -> None:
+        entry = {
+            "name": name,
+            "seconds": round(time.monotonic() - self._stage_start, 3),
+            "objective": objective,
+            "violations": count,
+        }
+        entry.update(extra)
+        self.stages.append(entry)
+        self.report(name, objective, count)
+
+    def report(self, stage: str, objective: float | None, count: int | None) -> None:
+        if self.progress is not None:
+            fraction = min(self.budget.used / self.budget.work, 1.0) if self.budget.work > 0 else 1.0
+            self.progress(Progress(stage, objective, count, time.monotonic() - self.started, fraction))
+
+
+def plan(
+    inv: Inventory,
+    options: PlanOptions,
+    progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> PlanResult:
+    """Plan the waves of ``inv``; never raises for an infeasible or too hard estate."""
+    risk_weight = inv.scenario.risk_weight if options.risk_weight is None else options.risk_weight
+    work = options.work_limit if options.work_limit is not None else options.time_limit * WORK_PER_SECOND
+    budget = Budget.start(work, options.time_limit, stop)
+    run = _Run(inv, options, progress, budget)
+    rng = np.random.default_rng(options.seed)
+
+    run.begin("blocks")
+    latency = latency_matrix(inv)
+    blocks, forced = contract_unsplittable(inv, *latency)
+    problem = build_problem(inv, blocks, risk_weight, latency)
+    run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]))
+    if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
+        errors = _precheck(inv) or _explain(run, problem, "infeasible")[0]
+        return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
+
+    run.begin("precheck")
+    errors = _precheck(inv)
+    run.end("precheck", None, len(errors))
+    if errors:
+        return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
+
+    start = _construct(run, problem, forced)
+
+    small = blocks.count <= SMALL_BLOCKS
+    run.begin("feasibility")
+    # small estates: a short repair only gives the full model a feasible hint
+    repair_budget = budget.child(REPAIR_SHARE)
+    if small:
+        repair_budget.work = min(
+            repair_budget.work,
+            budget.used + SMALL_REPAIR_SHARE * (budget.work - budget.used),
+            budget.used + SMALL_REPAIR_MAX_WORK,
+        )
+    repaired = feasibility.repair(
+        problem,
+        start,
+        repair_budget,
+        rng,
+        on_step=lambda w, v: run.report("feasibility", objective_value(problem, w), v.count),
+    )
+    budget.absorb(repair_budget)
+    run.end(
+        "feasibility",
+        objective_value(problem, repaired.waves),
+        repaired.violations.count,
+        steps=repaired.steps,
+        accepted=repaired.accepted,
+    )
+    if small:
+        return _solve_small(run, problem, repaired.waves, risk_weight, forced)
+    feasible_start = repaired.waves
+    if repaired.violations.count > 0:
+        status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
+        why, found = _explain(run, problem, status)
+        if found is None or violations(problem, found).count > 0:
+            return _finish(
+                run,
+                problem,
+                None,
+                status,
+                why + _left_over(inv, problem, repaired.waves),
+                risk_weight,
+                forced,
+            )
+        feasible_start = found
+
+    run.begin("improvement")
+    improved = lns.improve(
+        problem,
+        feasible_start,
+        budget,
+        rng,
+        options.workers,
+        on_step=lambda w, v: run.report("improvement", objective_value(problem, w), 0),
+    )
+    run.end(
+        "improvement",
+        objective_value(problem, improved.waves),
+        0,
+        steps=improved.steps,
+        accepted=improved.accepted,
+    )
+    status = "interrupted" if budget.stop.is_set() else "feasible"
+    return _finish(run, problem, improved.waves, status, (), risk_weight, forced)
+
+
+def _construct(run: _Run, problem: Problem, forced: tuple[IntArray, IntArray]) -> IntArray:
+    """Stage 2: the latency-aware start; its glue rounds are charged to the work budget."""
+    run.begin("construction")
+    budget, options = run.budget, run.options
+    start_until = time.monotonic() + START_SHARE * options.time_limit
+    per_round = problem.count * START_WORK_PER_BLOCK
+    rounds_allowed = int(min(MAX_START_ROUNDS, budget.work * START_SHARE / max(per_round, 1e-9)))
+    start, rounds = latency_aware_start(
+        problem,
+        forced,
+        options.seed,
+        lambda: time.monotonic() < start_until and not budget.stop.is_set(),
+        rounds_allowed,
+    )
+    budget.charge(rounds * per_round)
+    if rounds < rounds_allowed and time.monotonic() >= start_until:
+        budget.wall_cut = True  # the wall clock, not the work budget, ended the rounds
+    run.end(
+        "construction", objective_value(problem, start), violations(problem, start).count, glue_rounds=rounds
+    )
+    return start
+
+
+def _solve_small(
+    run: _Run, problem: Problem, start: IntArray, risk_weight: float, forced: tuple[IntArray, IntArray]
+) -> PlanResult:
+    """Full model from the (repaired) start as hint; proves optimality or infeasibility when it can."""
+    run.begin("full model")
+    budget = run.budget
+    wm = build_model(problem, start, range(problem.count), ModelOptions())
+    outcome, _ = solve(
+        wm,
+        deterministic_time=budget.slice(budget.work),
+        wall_time=max(budget.wall_left, 0.01),
+        workers=run.options.workers,
+        seed=run.options.seed,
+        stop=budget.stop,
+    )
+    budget.charge(outcome.deterministic_time)
+    if budget.wall_left <= 0 and outcome.status not in ("optimal", "infeasible"):
+        budget.wall_cut = budget.wall_cut or budget.used < budget.work
+    objective = objective_value(problem, outcome.waves) if outcome.waves is not None else None
+    run.end("full model", objective, 0 if outcome.waves is not None else None, cp_sat_status=outcome.status)
+    if outcome.status == "infeasible":
+        why, _ = _explain(run, problem, "infeasible")
+        why = why or (Finding("error", "infeasible", "CP-SAT proved that no plan meets every rule"),)
+        return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
+    if outcome.waves is None:
+        status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
+        why, found = _explain(run, problem, status)
+        if found is None or violations(problem, found).count > 0:
+            left = _left_over(run.inv, problem, start)
+            return _finish(run, problem, None, status, why + left, risk_weight, forced)
+        return _finish(run, problem, found, "feasible", (), risk_weight, forced)
+    status = "optimal" if outcome.status == "optimal" else "feasible"
+    if budget.stop.is_set() and status != "optimal":
+        status = "interrupted"
+    return _finish(run, problem, outcome.waves, status, (), risk_weight, forced)
+
+
+def _precheck(inv: Inventory) -> tuple[Finding, ...]:
+    """Errors that make every plan infeasible: block conflicts and the precheck helper's checks.
+
+    On the plain blocks: a conflict that only the latency contraction creates is
+    explained by ``explain`` in terms of budgets, not as a group conflict.
+    """
+    blocks = build_blocks(inv)
+    found: list[Finding] = list(blocks.conflicts)
+    try:
+        module = importlib.import_module("migplan.solve.precheck")
+    except ModuleNotFoundError:
+        module = None
+    if module is not None:
+        found.extend(f for f in module.precheck(inv, blocks) if f.severity == "error")
+    unique = {(f.code, f.message): f for f in found}
+    return tuple(unique.values())
+
+
+def _explain(
+    run: _Run, problem: Problem, status: Status, hint: IntArray | None = None
+) -> tuple[tuple[Finding, ...], IntArray | None]:
+    """Why no plan: (a proven core or "not proven", or a plan the proof search found per block)."""
+    if status == "interrupted":
+        return (Finding("error", "interrupted", "interrupted before a feasible plan was found"),), None
+    run.begin("explanation")
+    wall = max(EXPLAIN_SHARE * run.options.time_limit, 2.0)
+    app_hint = problem.blocks.expand(hint) if hint is not None else None
+    found = explain.explain(run.inv, problem, run.budget, wall, app_hint)
+    waves = None
+    if found.waves is not None:  # every rule holds, so every contracted pair shares a wave
+        first = np.asarray([m[0] for m in problem.blocks.members], dtype=np.int64)
+        waves = np.asarray(found.waves, dtype=np.int64)[first]
+    run.end(
+        "explanation", objective_value(problem, waves) if waves is not None else None, len(found.findings)
+    )
+    return found.findings, waves
+
+
+def _left_over(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[Finding, ...]:
+    """What the best plan found still breaks, as metrics words it (the first LEFT_OVER_SHOWN)."""
+    evaluation = metrics.evaluate(inv, Plan.from_array(problem.blocks.expand(block_waves), inv.K))
+    broken = {k: v for k, v in evaluation.violation_counts.items() if v}
+    head = Finding(
+        "info",
+        "best-infeasible-plan",
+        "the closest plan found still breaks: " + ", ".join(f"{v} {k}" for k, v in broken.items()),
+    )
+    errors = [f for f in evaluation.findings if f.severity == "error"][:LEFT_OVER_SHOWN]
+    return (head, *errors) if broken else ()
+
+
+def _finish(
+    run: _Run,
+    problem: Problem,
+    block_waves: IntArray | None,
+    status: Status,
+    explanation: tuple[Finding, ...],
+    risk_weight: float,
+    forced: tuple[IntArray, IntArray],
+) -> PlanResult:
+    """Expand to apps, evaluate with metrics, add bounds and the solver record."""
+    inv, budget, options = run.inv, run.budget, run.options
+    plan_out: Plan | None = None
+    evaluation = None
+    objective = lower = gap = None
+    if block_waves is not None:
+        candidate = Plan.from_array(problem.blocks.expand(block_waves), inv.K)
+        evaluation = metrics.evaluate(inv, candidate)
+        if evaluation.feasible:
+            plan_out = candidate
+            objective = objective_value(problem, block_waves)
+        else:  # the model's rounding makes this unreachable; never hand out an infeasible plan
+            status = "no-plan-found"
+            explanation = evaluation.findings
+            evaluation = None
+    if plan_out is not None and objective is not None:
+        if status == "optimal":
+            lower, gap = objective, 0.0
+        else:
+            lower = bounds.spectral_lower_bound(inv)
+            gap = (objective - lower) / objective if lower is not None and objective > 0 else None
+    info = {
+        "status": status,
+        "seed": options.seed,
+        "workers": options.workers,
+        "time_limit": options.time_limit,
+        "work_limit": budget.work,
+        "work_used": round(budget.used, 3),
+        "wall_clock_cut": budget.wall_cut,
+        "risk_weight": risk_weight,
+        "ortools": importlib.metadata.version("ortools"),
+        "blocks": problem.count,
+        "unsplittable_calls_contracted": len(forced[0]),
+        "objective": objective,
+        "lower_bound": lower,
+        "gap": gap,
+        "stages": run.stages,
+        "seconds": round(time.monotonic() - run.started, 3),
+    }
+    return PlanResult(
+        plan_out, evaluation, status, objective, lower, gap, explanation, tuple(run.stages), info
+    )

@@ -1,0 +1,124 @@
+"""``migplan plan``: exit codes, the plan folder, overrides, and Ctrl-C in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import RunMigplan, WriteInventory
+
+from migplan.generate import generate_estate
+from migplan.io.writer import write_inventory as write_inventory_folder
+
+APPS = """
+app_id,qps
+a,1
+b,1
+c,1
+d,1
+"""
+DEPS = """
+caller,callee,qps
+a,b,10
+b,c,5
+c,d,1
+"""
+
+
+def test_feasible_plan_is_written_with_exit_0(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    folder = write_inventory(APPS, DEPS, "waves = 2\nrisk_weight = 0\n[wave_capacity]\napps = 2\n")
+    out = tmp_path / "plan"
+    result = migplan_cli("plan", folder, "--out", out, "--time-limit", "20")
+    assert result.returncode == 0, result.stderr
+    assert "optimal: chatty cost 5, objective 5 (proven optimal)" in result.stderr
+    report = json.loads((out / "plan.json").read_text())
+    assert report["solver"]["status"] == "optimal"
+    assert report["chatty_cost"] == 5
+    assert report["solver"]["gap"] == 0
+    rows = (out / "waves.csv").read_text().splitlines()
+    assert rows[0].startswith("app_id,wave") and len(rows) == 5
+
+
+def test_overrides_reach_the_planner(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    folder = write_inventory(APPS, DEPS, "waves = 2\n[wave_capacity]\napps = 2\n")
+    out = tmp_path / "plan"
+    result = migplan_cli(
+        "plan", folder, "--out", out, "--waves", "4", "--risk-weight", "0", "--seed", "3", "--workers", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "plan.json").read_text())
+    assert report["scenario"]["waves"] == 4
+    assert report["solver"]["risk_weight"] == 0
+    assert report["solver"]["seed"] == 3 and report["solver"]["workers"] == 1
+
+
+def test_infeasible_inventory_exits_1_with_the_reason_and_writes_nothing(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    folder = write_inventory(
+        "app_id,qps\na,1\nb,1\nc,1\n", "caller,callee,qps\n", "waves = 2\n[wave_capacity]\napps = 1\n"
+    )
+    out = tmp_path / "plan"
+    result = migplan_cli("plan", folder, "--out", out, "--time-limit", "10")
+    assert result.returncode == 1
+    assert "no feasible plan exists" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_bad_input_exits_2(write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path) -> None:
+    folder = write_inventory("app_id,qps\na,-1\n")
+    result = migplan_cli("plan", folder, "--out", tmp_path / "plan")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    bad_option = migplan_cli("plan", folder, "--out", tmp_path / "plan", "--time-limit", "-3")
+    assert bad_option.returncode == 2
+
+
+def _interrupt(tmp_path: Path, n_apps: int, after: float) -> tuple[subprocess.Popen[str], str, float, Path]:
+    """Start ``migplan plan`` on a generated estate, send SIGINT after ``after`` seconds."""
+    inventory = tmp_path / f"estate{n_apps}"
+    write_inventory_folder(inventory, generate_estate(n_apps, 0).inventory)
+    out = tmp_path / f"plan{n_apps}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migplan", "plan", str(inventory), "--out", str(out), "--time-limit", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process, stderr, time.monotonic() - sent, out
+
+
+def test_ctrl_c_writes_the_best_feasible_plan_marked_interrupted(tmp_path: Path) -> None:
+    process, stderr, waited, out = _interrupt(tmp_path, 60, 8.0)
+    assert "Traceback" not in stderr
+    assert waited < 30  # prompt: not the 600 s time limit
+    assert process.returncode == 0, stderr
+    report = json.loads((out / "plan.json").read_text())
+    assert report["solver"]["status"] == "interrupted"
+    assert report["feasible"] is True
+    assert (out / "waves.csv").read_text().startswith("app_id,wave")
+
+
+def test_ctrl_c_on_a_large_estate_exits_promptly_either_way(tmp_path: Path) -> None:
+    process, stderr, waited, out = _interrupt(tmp_path, 2000, 6.0)
+    assert "Traceback" not in stderr
+    assert waited < 30
+    if process.returncode == 0:
+        assert json.loads((out / "plan.json").read_text())["solver"]["status"] == "interrupted"
+    else:  # stopped before any feasible plan existed: said so, nothing written
+        assert process.returncode == 1
+        assert "interrupted" in stderr
+        assert not out.exists()

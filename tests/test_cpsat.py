@@ -1,0 +1,246 @@
+"""The CP-SAT wave model: each constraint family changes the optimum of a tiny estate as computed by
+hand, the full model matches brute force over all K^n plans, and sub-models keep fixed blocks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migplan import metrics
+from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
+from migplan.solve.blocks import build_blocks
+from migplan.solve.cpsat import (
+    ModelOptions,
+    build_model,
+    build_problem,
+    objective_value,
+    scaled,
+    solve,
+    violations,
+)
+
+
+def _inv(apps: list[App], deps: list[Dependency], **scenario: object) -> Inventory:
+    scenario.setdefault("risk_weight", 0.0)
+    return Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
+
+
+def _chain(**app_kw: dict[str, object]) -> list[App]:
+    """a, b, c, d with per-app keyword overrides."""
+    return [App(x, 1.0, **app_kw.get(x, {})) for x in "abcd"]  # type: ignore[arg-type]
+
+
+# a -> b (10 qps) -> c (5 qps) -> d (1 qps): the cheapest cut is c -> d, then b -> c
+CHAIN = [Dependency("a", "b", 10), Dependency("b", "c", 5), Dependency("c", "d", 1)]
+
+
+def optimum(inv: Inventory) -> tuple[float | None, list[int] | None]:
+    """(chatty cost, app waves) of the full model's proven optimum; (None, None) if infeasible."""
+    blocks = build_blocks(inv)
+    if blocks.conflicts:
+        return None, None
+    problem = build_problem(inv, blocks, inv.scenario.risk_weight)
+    base = np.clip(np.ones(blocks.count, dtype=np.int64), blocks.lo, blocks.hi)
+    wm = build_model(problem, base, range(blocks.count), ModelOptions())
+    outcome, _ = solve(wm, deterministic_time=10, wall_time=20)
+    if outcome.status == "infeasible":
+        return None, None
+    assert outcome.status == "optimal" and outcome.waves is not None
+    waves = blocks.expand(outcome.waves)
+    evaluation = metrics.evaluate(inv, Plan.from_array(waves, inv.K))
+    assert evaluation.feasible, evaluation.violation_counts
+    return evaluation.chatty_cost, waves.tolist()
+
+
+def test_capacity_forces_the_cheapest_split() -> None:
+    assert optimum(_inv(_chain(), CHAIN, waves=2))[0] == 0
+    assert optimum(_inv(_chain(), CHAIN, waves=2, capacity_apps=2.0))[0] == 5
+
+
+def test_pins_force_the_cheapest_cut_between_them() -> None:
+    apps = _chain(a={"pinned_wave": 2}, d={"pinned_wave": 1})
+    cost, waves = optimum(_inv(apps, CHAIN, waves=2))
+    assert cost == 1
+    assert waves is not None and waves[0] == 2 and waves[3] == 1
+
+
+def test_windows_act_like_pins_here() -> None:
+    apps = _chain(a={"earliest_wave": 2}, d={"latest_wave": 1})
+    assert optimum(_inv(apps, CHAIN, waves=2))[0] == 1
+
+
+def test_group_and_together_rule_keep_a_and_d_in_one_wave() -> None:
+    grouped = _chain(a={"group": "g"}, d={"group": "g"})
+    assert optimum(_inv(grouped, CHAIN, waves=2, capacity_apps=2.0))[0] == 11  # a->b and c->d split
+    together = (Rule("together", ("a", "d")),)
+    assert optimum(_inv(_chain(), CHAIN, waves=2, capacity_apps=2.0, rules=together))[0] == 11
+
+
+def test_before_rule_splits_the_pair_it_orders() -> None:
+    rules = (Rule("before", ("b", "a")),)
+    cost, waves = optimum(_inv(_chain(), CHAIN, waves=2, rules=rules))
+    assert cost == 10
+    assert waves is not None and waves[1] < waves[0]
+
+
+def test_apart_rule() -> None:
+    rules = (Rule("apart", ("c", "d")),)
+    assert optimum(_inv(_chain(), CHAIN, waves=2, rules=rules))[0] == 1
+
+
+def test_callees_first_moves_callees_no_later_than_callers() -> None:
+    apps = _chain(d={"pinned_wave": 2})
+    assert optimum(_inv(apps, CHAIN, waves=2, capacity_apps=3.0))[0] == 1  # a, b, c in wave 1
+    # d in wave 2 pulls every caller to wave 2: four apps, room for three
+    assert optimum(_inv(apps, CHAIN, waves=2, capacity_apps=3.0, callees_first=True))[0] is None
+    cost, waves = optimum(_inv(apps, CHAIN, waves=2, callees_first=True))
+    assert cost == 0 and waves == [2, 2, 2, 2]
+
+
+def test_link_capacity_keeps_a_heavy_payload_unsplit() -> None:
+    deps = [Dependency("a", "b", 10), Dependency("b", "c", 5), Dependency("c", "d", 1, kb_per_call=100)]
+    assert optimum(_inv(_chain(), deps, waves=2, capacity_apps=3.0))[0] == 1
+    # c -> d carries 0.0008 Gbps, b -> c 0.00016 Gbps: the next cheapest cut is b -> c
+    assert optimum(_inv(_chain(), deps, waves=2, capacity_apps=3.0, link_gbps=0.0005))[0] == 5
+
+
+def test_max_risk_spreads_risk() -> None:
+    apps = [App(x, 1.0, risk=1.0) for x in "abcd"]
+    assert optimum(_inv(apps, CHAIN, waves=2))[0] == 0
+    assert optimum(_inv(apps, CHAIN, waves=2, max_risk=0.75))[0] == 1
+    assert optimum(_inv(apps, CHAIN, waves=2, max_risk=0.5))[0] == 5
+
+
+def test_latency_budget_forbids_splitting_a_call_that_costs_one_rtt() -> None:
+    assert optimum(_inv(_chain(), CHAIN, waves=2, capacity_apps=3.0))[0] == 1
+    tight = _chain(c={"latency_budget_ms": 20.0})  # c -> d split adds 30 ms to c
+    cost, waves = optimum(_inv(tight, CHAIN, waves=2, capacity_apps=3.0))
+    assert cost == 5  # a, b | c, d: b -> c costs b and a 30 ms each, within their 100 ms
+    assert waves is not None and waves[2] == waves[3]
+
+
+def test_latency_budget_counts_calls_per_request_along_the_path() -> None:
+    deps = [Dependency("a", "b", 10), Dependency("b", "c", 5, calls_per_request=2), Dependency("c", "d", 1)]
+    # for a: splitting a -> b adds 30 ms, b -> c 2 x 30 = 60 ms, c -> d 2 x 30 = 60 ms (via b)
+    apps = _chain(a={"latency_budget_ms": 50.0})
+    assert optimum(_inv(apps, deps, waves=2, capacity_apps=3.0))[0] == 10
+    apps = _chain(a={"latency_budget_ms": 29.0})
+    assert optimum(_inv(apps, deps, waves=2, capacity_apps=3.0))[0] is None
+
+
+def test_split_cycles_switch() -> None:
+    apps = [App("a", 1.0), App("b", 1.0)]
+    deps = [Dependency("a", "b", 3, sync=False), Dependency("b", "a", 2, sync=False)]
+    assert optimum(_inv(apps, deps, waves=2, capacity_apps=1.0))[0] is None
+    assert optimum(_inv(apps, deps, waves=2, capacity_apps=1.0, split_cycles=True))[0] == 5
+
+
+def test_scaled_rounds_loads_up_and_limits_down_but_keeps_exact_values() -> None:
+    assert scaled(np.array([1.001, 30.0]), 100, "up").tolist() == [101, 3000]
+    assert scaled(np.array([1.009, 30.0]), 100, "down").tolist() == [100, 3000]
+    assert scaled(np.array([0.1 + 0.2]), 10, "down").tolist() == [3]  # float noise is not a rounding step
+
+
+def test_risk_weight_zero_is_chatty_cost_exactly_and_positive_weight_adds_the_risk_term() -> None:
+    inv = _inv(_chain(), CHAIN, waves=3)
+    blocks = build_blocks(inv)
+    waves = np.array([1, 2, 2, 3])
+    plain = build_problem(inv, blocks, 0.0)
+    assert objective_value(plain, waves) == pytest.approx(metrics.chatty_cost(inv, waves))
+    risky = build_problem(inv, blocks, 1.0)
+    share = metrics.wave_risk_share(inv, waves)
+    expected = metrics.chatty_cost(inv, waves) + 0.01 * 16 * 3 * (share[0] + share.max())
+    assert objective_value(risky, waves) == pytest.approx(expected, rel=1e-3)
+
+
+def test_sub_model_keeps_fixed_blocks_and_only_improves() -> None:
+    inv = _inv(_chain(), CHAIN, waves=3, capacity_apps=2.0)
+    blocks = build_blocks(inv)
+    problem = build_problem(inv, blocks, 0.0)
+    base = np.array([1, 3, 2, 3])
+    wm = build_model(problem, base, [1, 2], ModelOptions())
+    outcome, _ = solve(wm, deterministic_time=5, wall_time=10)
+    assert outcome.waves is not None
+    assert outcome.waves[0] == 1 and outcome.waves[3] == 3
+    assert metrics.chatty_cost(inv, outcome.waves) <= metrics.chatty_cost(inv, base)
+    assert violations(problem, outcome.waves).count == 0
+
+
+def test_soft_model_never_lets_a_violation_grow() -> None:
+    apps = _chain(b={"latency_budget_ms": 20.0}, c={"latency_budget_ms": 20.0})
+    inv = _inv(apps, CHAIN, waves=3, capacity_apps=3.0)
+    blocks = build_blocks(inv)
+    problem = build_problem(inv, blocks, 0.0)
+    base = np.array([1, 2, 3, 3])  # b -> c split in period 2: b 10 ms over budget
+    before = violations(problem, base)
+    assert before.latency.sum() > 0
+    wm = build_model(problem, base, [0, 1], ModelOptions(soft=True, chatty=False))
+    outcome, _ = solve(wm, deterministic_time=5, wall_time=10)
+    assert outcome.waves is not None
+    after = violations(problem, outcome.waves)
+    assert np.all(after.latency <= before.latency)
+    assert after.score < before.score
+
+
+def _random_inventory(seed: int) -> Inventory:
+    """Up to 6 apps, 2-3 waves, random sync/async calls, budgets, pins, groups and rules."""
+    rng = np.random.default_rng(seed)
+    n, K = int(rng.integers(2, 7)), int(rng.integers(2, 4))
+    apps = [
+        App(
+            f"a{i}",
+            float(rng.integers(1, 50)),
+            criticality=int(rng.integers(1, 6)),
+            latency_budget_ms=float(rng.choice([15, 25, 40, 100])),
+            pinned_wave=int(rng.integers(1, K + 1)) if rng.random() < 0.1 else None,
+            group="g" if rng.random() < 0.15 else None,
+        )
+        for i in range(n)
+    ]
+    deps: dict[tuple[int, int], Dependency] = {}
+    for _ in range(int(rng.integers(1, 2 * n))):
+        i, j = (int(x) for x in rng.choice(n, 2, replace=False))
+        deps[(i, j)] = Dependency(
+            f"a{i}", f"a{j}", float(rng.integers(1, 10)), calls_per_request=0.5, sync=bool(rng.random() < 0.7)
+        )
+    rules: list[Rule] = []
+    if rng.random() < 0.3:
+        rules.append(Rule("before", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    if rng.random() < 0.3:
+        rules.append(Rule("apart", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    return _inv(
+        apps,
+        list(deps.values()),
+        waves=K,
+        capacity_apps=float(-(-n // K) + rng.integers(0, 2)),
+        rules=tuple(rules),
+        callees_first=bool(rng.random() < 0.2),
+        link_gbps=0.0002 if rng.random() < 0.15 else None,
+        max_risk=0.7 if rng.random() < 0.2 else None,
+        split_cycles=bool(rng.random() < 0.3),
+    )
+
+
+def _brute_force(inv: Inventory) -> float | None:
+    best = None
+    for waves in itertools.product(range(1, inv.K + 1), repeat=inv.n):
+        evaluation = metrics.evaluate(inv, Plan(waves, inv.K))
+        if evaluation.feasible and (best is None or evaluation.chatty_cost < best):
+            best = evaluation.chatty_cost
+    return best
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6))
+def test_full_model_optimum_equals_brute_force(seed: int) -> None:
+    inv = _random_inventory(seed)
+    expected = _brute_force(inv)
+    got, _ = optimum(inv)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)

@@ -1,0 +1,138 @@
+"""The planner end to end: statuses, feasibility of every returned plan, determinism, interruption."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migplan import metrics
+from migplan.generate import generate_estate
+from migplan.model import App, Dependency, Inventory, Scenario
+from migplan.solve.pipeline import PlanOptions, Progress, plan
+
+
+def _inv(apps: list[App], deps: list[Dependency], **scenario: object) -> Inventory:
+    return Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
+
+
+def test_small_estate_is_proven_optimal_with_zero_gap() -> None:
+    apps = [App(x, 1.0) for x in "abcd"]
+    deps = [Dependency("a", "b", 10), Dependency("b", "c", 5), Dependency("c", "d", 1)]
+    result = plan(_inv(apps, deps, waves=2, capacity_apps=2.0, risk_weight=0.0), PlanOptions(time_limit=20))
+    assert result.status == "optimal"
+    assert result.plan is not None and result.evaluation is not None
+    assert result.evaluation.chatty_cost == 5
+    assert result.objective == 5 and result.lower_bound == 5 and result.gap == 0
+    assert [s["name"] for s in result.stages] == [
+        "blocks",
+        "precheck",
+        "construction",
+        "feasibility",
+        "full model",
+    ]
+    assert result.solver_info["risk_weight"] == 0.0
+
+
+def test_risk_weight_option_overrides_the_scenario() -> None:
+    apps = [App(x, 1.0, criticality=1 if x == "a" else 5) for x in "abcd"]
+    inv = _inv(apps, [Dependency("a", "b", 1)], waves=2, risk_weight=0.0)
+    risky = plan(inv, PlanOptions(time_limit=20, risk_weight=5.0))
+    assert risky.solver_info["risk_weight"] == 5.0
+    assert risky.plan is not None and risky.evaluation is not None
+    # the pilot term keeps the riskiest app out of wave 1
+    assert risky.plan.waves[0] == 2
+
+
+def test_precheck_errors_make_the_status_infeasible_with_their_findings() -> None:
+    apps = [App("a", 1, group="g", pinned_wave=1), App("b", 1, group="g", pinned_wave=2)]
+    result = plan(_inv(apps, [], waves=2), PlanOptions(time_limit=10))
+    assert result.status == "infeasible"
+    assert result.plan is None
+    assert any("a pinned to wave 1" in f.message for f in result.explanation)
+
+
+def test_latency_that_pins_make_impossible_is_infeasible_and_explained() -> None:
+    apps = [App("svc", 1, latency_budget_ms=40, pinned_wave=1), App("db", 1, pinned_wave=3)]
+    result = plan(
+        _inv(apps, [Dependency("svc", "db", 10, calls_per_request=2)], waves=3), PlanOptions(time_limit=10)
+    )
+    assert result.status == "infeasible"
+    assert any("svc" in f.message and "db" in f.message for f in result.explanation)
+
+
+def test_unsplittable_calls_are_contracted_and_counted() -> None:
+    apps = [App("svc", 1, latency_budget_ms=20), App("db", 1), App("x", 1), App("y", 1)]
+    deps = [Dependency("svc", "db", 10), Dependency("x", "y", 1)]
+    result = plan(_inv(apps, deps, waves=2, capacity_apps=2.0, risk_weight=0.0), PlanOptions(time_limit=10))
+    assert result.solver_info["unsplittable_calls_contracted"] == 1
+    assert result.plan is not None
+    assert result.plan.waves[0] == result.plan.waves[1]
+
+
+def _random_inventory(seed: int) -> Inventory:
+    """Up to 9 apps, random calls (sync, calls_per_request), budgets, pins and capacities."""
+    rng = np.random.default_rng(seed)
+    n, K = int(rng.integers(2, 10)), int(rng.integers(2, 5))
+    apps = [
+        App(
+            f"a{i}",
+            float(rng.integers(1, 100)),
+            latency_budget_ms=float(rng.choice([20, 45, 70, 200])),
+            pinned_wave=int(rng.integers(1, K + 1)) if rng.random() < 0.15 else None,
+        )
+        for i in range(n)
+    ]
+    deps: dict[tuple[int, int], Dependency] = {}
+    for _ in range(int(rng.integers(0, 2 * n))):
+        i, j = (int(x) for x in rng.choice(n, 2, replace=False))
+        deps[(i, j)] = Dependency(
+            f"a{i}",
+            f"a{j}",
+            float(rng.integers(1, 50)),
+            calls_per_request=float(rng.choice([0.5, 1.0, 2.0])),
+            sync=bool(rng.random() < 0.8),
+        )
+    return _inv(apps, list(deps.values()), waves=K, capacity_apps=float(-(-n // K) + rng.integers(0, 3)))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6))
+def test_every_returned_plan_is_feasible_by_metrics(seed: int) -> None:
+    inv = _random_inventory(seed)
+    result = plan(inv, PlanOptions(time_limit=3, workers=1))
+    if result.plan is not None:
+        assert metrics.evaluate(inv, result.plan).feasible
+        assert result.status in ("optimal", "feasible")
+    else:
+        assert result.status in ("infeasible", "no-plan-found")
+        assert result.explanation
+
+
+def test_same_seed_and_work_limit_give_the_same_plan() -> None:
+    inv = generate_estate(60, 7).inventory
+    options = PlanOptions(time_limit=300, seed=5, workers=1, work_limit=0.5)
+    first, second = plan(inv, options), plan(inv, options)
+    assert first.status == second.status
+    assert first.plan is not None and second.plan is not None
+    assert first.plan.waves == second.plan.waves
+    assert first.solver_info["wall_clock_cut"] is False
+
+
+def test_stop_event_interrupts_a_running_solve_promptly() -> None:
+    inv = generate_estate(120, 7).inventory
+    stop = threading.Event()
+    seen: list[Progress] = []
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    try:
+        result = plan(inv, PlanOptions(time_limit=300, workers=1), seen.append, stop)
+    finally:
+        timer.cancel()
+    assert result.status in ("interrupted", "optimal")
+    assert seen and seen[0].stage == "blocks"
+    if result.plan is not None:
+        assert metrics.evaluate(inv, result.plan).feasible
+    assert result.solver_info["seconds"] < 60  # a 300 s run stopped after about one second
