@@ -35,7 +35,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = "louvain-pack"
 STRONGEST = "latency-blind-mapping"
 PLANNER = "planner"
-WEAK_GAP = 0.9  # a gap at or above this says nothing about the plan's quality
 
 
 @dataclass(frozen=True)
@@ -183,24 +182,14 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def quality(row: dict[str, Any]) -> str:
-    """proven / bounded / unknown, from the planner's status and gap (baselines: empty).
-
-    CP-SAT's own gap is meaningless here (its LP bound is 0, SOLVER-NOTES), so
-    "bounded" needs a gap below WEAK_GAP from the planner's real lower bound.
-    """
+    """The planner's quality in words (migplan.solve.pipeline.quality_label); baselines: empty."""
     if row["method"] != PLANNER or "status" not in row:
         return ""
+    from migplan.solve.pipeline import quality_label  # not at import: children measure their own RSS
+
     status = str(row.get("status", ""))
-    gap = row.get("gap")
-    if status == "optimal":
-        return "proven optimal"
-    if status == "infeasible":
-        return "proven infeasible"
-    if gap is not None and 0.0 <= gap < WEAK_GAP:
-        return f"bounded, gap {gap:.1%} ({status})"
-    if gap is not None and gap < 1.0:
-        return f"unknown ({status}; bound too weak, gap {gap:.1%})"
-    return f"unknown ({status})"
+    label = quality_label(status, row.get("gap"))
+    return label if label.startswith("proven") else f"{label} ({status})"
 
 
 def machine() -> dict[str, str]:

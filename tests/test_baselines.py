@@ -115,11 +115,12 @@ def test_planner_quality_labels() -> None:
     row = {"method": bench.PLANNER, "status": "optimal", "gap": 0.0}
     assert bench.quality(row) == "proven optimal"
     assert bench.quality({**row, "status": "infeasible", "gap": None}) == "proven infeasible"
-    assert bench.quality({**row, "status": "feasible", "gap": 0.25}) == "bounded, gap 25.0% (feasible)"
-    assert bench.quality({**row, "status": "feasible", "gap": None}) == "unknown (feasible)"
-    assert bench.quality({**row, "status": "feasible", "gap": 1.0}) == "unknown (feasible)"
+    assert bench.quality({**row, "status": "feasible", "gap": 0.25}) == "gap ≤ 25.0% (feasible)"
+    assert bench.quality({**row, "status": "feasible", "gap": None}) == "gap unknown (feasible)"
+    weak = bench.quality({**row, "status": "feasible", "gap": 0.97})
+    assert weak.startswith("gap unknown (the lower bound is too weak")
     weak = bench.quality({**row, "status": "feasible", "gap": 0.998})
-    assert weak == "unknown (feasible; bound too weak, gap 99.8%)"
+    assert weak == "gap unknown (the lower bound is too weak: gap ≤ 99.8%) (feasible)"
     assert bench.quality({"method": "louvain-pack"}) == ""
 
 

@@ -136,3 +136,13 @@ def test_stop_event_interrupts_a_running_solve_promptly() -> None:
     if result.plan is not None:
         assert metrics.evaluate(inv, result.plan).feasible
     assert result.solver_info["seconds"] < 60  # a 300 s run stopped after about one second
+
+
+def test_quality_label_never_passes_a_useless_bound_off_as_a_gap() -> None:
+    from migplan.solve.pipeline import quality_label
+
+    assert quality_label("optimal", 0.0) == "proven optimal"
+    assert quality_label("infeasible", None) == "proven infeasible"
+    assert quality_label("feasible", None) == "gap unknown"
+    assert quality_label("feasible", 0.123) == "gap ≤ 12.3%"
+    assert quality_label("feasible", 0.9998).startswith("gap unknown")

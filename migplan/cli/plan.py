@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,7 +32,9 @@ from migplan.cli.common import (
 from migplan.io.planfiles import write_plan_folder
 from migplan.model import Inventory
 from migplan.report import plan_report
-from migplan.solve.pipeline import PlanOptions, PlanResult, Progress, plan
+
+if TYPE_CHECKING:
+    from migplan.solve.pipeline import PlanOptions, PlanResult, Progress
 
 
 @main.command(name="plan")
@@ -71,6 +73,9 @@ def plan_command(
     inv, load_findings = load_or_exit_with_findings(
         inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
     )
+    # imported here: ortools costs about a second, which other subcommands should not pay
+    from migplan.solve.pipeline import PlanOptions
+
     options = PlanOptions(
         time_limit=time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit
     )
@@ -92,11 +97,16 @@ def plan_command(
 
 
 def _plan_in_thread(
-    inv: Inventory, options: PlanOptions, show: Callable[[Progress], None] | None, stop: threading.Event
+    inv: Inventory,
+    options: PlanOptions,
+    show: Callable[[Progress], None] | None,
+    stop: threading.Event,
 ) -> PlanResult:
     """Run the planner in a worker thread: the main thread stays free to take signals
     (Python runs signal handlers only in the main thread, between bytecodes, never
     inside a long CP-SAT call)."""
+    from migplan.solve.pipeline import plan
+
     box: list[PlanResult] = []
     errors: list[BaseException] = []
 
@@ -118,10 +128,9 @@ def _plan_in_thread(
 def _summary(result: PlanResult, out_dir: Path) -> str:
     """One line: status, chatty cost, objective, gap, where the files went."""
     assert result.evaluation is not None
-    if result.status == "optimal":
-        gap = "proven optimal"
-    else:
-        gap = "gap unknown" if result.gap is None else f"gap ≤ {100 * result.gap:.1f} %"
+    from migplan.solve.pipeline import quality_label
+
+    gap = quality_label(result.status, result.gap)
     objective = f"{result.objective:,.0f}" if result.objective is not None else "?"
     return (
         f"{result.status}: chatty cost {result.evaluation.chatty_cost:,.0f}, objective {objective} ({gap}), "

@@ -72,6 +72,20 @@ class Progress:
     fraction: float
 
 
+WEAK_GAP = 0.9  # a gap at or above this says nothing about a plan's quality
+
+
+def quality_label(status: str, gap: float | None) -> str:
+    """How good a plan is known to be, in words (CP-SAT's own bound, 0 here, is never used)."""
+    if status in ("optimal", "infeasible"):
+        return f"proven {status}"
+    if gap is None:
+        return "gap unknown"
+    if gap >= WEAK_GAP:
+        return f"gap unknown (the lower bound is too weak: gap ≤ {gap:.1%})"
+    return f"gap ≤ {gap:.1%}"
+
+
 @dataclass(frozen=True)
 class PlanResult:
     plan: Plan | None
@@ -367,6 +381,7 @@ def _finish(
         "objective": objective,
         "lower_bound": lower,
         "gap": gap,
+        "quality": quality_label(status, gap),
         "stages": run.stages,
         "seconds": round(time.monotonic() - run.started, 3),
     }
