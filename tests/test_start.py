@@ -28,3 +28,19 @@ def test_simple_start_fills_waves_in_order() -> None:
     waves = simple_start(inv, blocks)
     assert waves.min() >= 1 and waves.max() <= inv.K
     assert np.all((waves >= blocks.lo) & (waves <= blocks.hi))
+
+
+def test_glue_skips_pairs_that_clash_through_earlier_pairs_of_the_round() -> None:
+    """Regression: gluing a↔b and b↔c in one round merged a pin-5 app with a window-11..12
+    app through b, the round was undone and the glue rounds stopped early (no plan found
+    on generate_estate(2000, 3))."""
+    from migplan.model import App, Inventory, Scenario
+    from migplan.solve.blocks import build_blocks
+    from migplan.solve.start import _glue
+
+    apps = (App("a", 1, pinned_wave=5), App("b", 1), App("c", 1, earliest_wave=11), App("d", 1))
+    inv = Inventory(apps, (), Scenario(waves=12))
+    coarse = build_blocks(inv)
+    load = coarse.load(inv, "apps")
+    assert _glue(coarse, load, [(0, 1), (1, 2), (1, 3)], limit=10) == [(0, 1), (1, 3)]
+    assert _glue(coarse, load, [(0, 1), (1, 3)], limit=2) == [(0, 1)]  # size limit counts merged apps

@@ -45,7 +45,8 @@ WORK_PER_SECOND = 0.5  # deterministic seconds of work per second of --time-limi
 REPAIR_SHARE = 0.9  # at most this share of the work goes to the feasibility stage
 SMALL_REPAIR_SHARE = 0.3  # small estates: the rest goes to the full model
 SMALL_REPAIR_MAX_WORK = 4.0
-EXPLAIN_SHARE = 0.2  # the explanation may take this share of the time limit on top
+EXPLAIN_SHARE = 0.2  # the explanation may take at most this share of the time limit
+EXPLAIN_FLOOR = 2.0  # seconds it may run past the limit when the search used it all
 START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the latency-aware start
 START_WORK_PER_BLOCK = 0.003  # work charged per block and glue round (a construction run)
 MAX_START_ROUNDS = 6
@@ -82,7 +83,7 @@ def quality_label(status: str, gap: float | None) -> str:
     if gap is None:
         return "gap unknown"
     if gap >= WEAK_GAP:
-        return f"gap unknown (the lower bound is too weak: gap ≤ {gap:.1%})"
+        return "gap unknown (lower bound too weak)"
     return f"gap ≤ {gap:.1%}"
 
 
@@ -310,7 +311,8 @@ def _explain(
     if status == "interrupted":
         return (Finding("error", "interrupted", "interrupted before a feasible plan was found"),), None
     run.begin("explanation")
-    wall = max(EXPLAIN_SHARE * run.options.time_limit, 2.0)
+    # what is left of --time-limit (it is a cap), but at least EXPLAIN_FLOOR seconds to say why
+    wall = max(min(EXPLAIN_SHARE * run.options.time_limit, run.budget.wall_left), EXPLAIN_FLOOR)
     app_hint = problem.blocks.expand(hint) if hint is not None else None
     found = explain.explain(run.inv, problem, run.budget, wall, app_hint)
     waves = None

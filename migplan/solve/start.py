@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from migplan.model import IntArray, Inventory
+from migplan.model import FloatArray, IntArray, Inventory
 from migplan.solve.blocks import Blocks, build_blocks
 from migplan.solve.cpsat import Problem, splits, violations
 
@@ -58,7 +58,7 @@ def latency_aware_start(
     best_score = violations(problem, best).score
     src, dst = list(forced[0].tolist()), list(forced[1].tolist())
     cap = inv.scenario.capacity("apps")
-    limit = 0.5 * float(cap.min()) if cap is not None else np.inf
+    limit = 0.5 * float(np.median(cap)) if cap is not None else np.inf
     current = best
     rounds = 0
     for _ in range(max_rounds):
@@ -66,18 +66,12 @@ def latency_aware_start(
             break
         pairs = _glue_pairs(problem, current)
         coarse = build_blocks(inv, (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)))
-        load = coarse.load(inv, "apps")
-        added = 0
-        for u, v in pairs:
-            if load[coarse.of[u]] + load[coarse.of[v]] <= limit:
-                src.append(u)
-                dst.append(v)
-                added += 1
-        if added == 0:
+        glued = _glue(coarse, coarse.load(inv, "apps"), pairs, limit)
+        if not glued:
             break
+        src.extend(u for u, _ in glued)
+        dst.extend(v for _, v in glued)
         coarse = build_blocks(inv, (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)))
-        if coarse.conflicts:
-            break
         rounds += 1
         first = np.asarray([m[0] for m in blocks.members], dtype=np.int64)
         current = construct_blocks(inv, coarse, seed)[coarse.of[first]]
@@ -86,6 +80,32 @@ def latency_aware_start(
         if score < best_score:
             best, best_score = current, score
     return best, rounds
+
+
+def _glue(
+    coarse: Blocks, load: FloatArray, pairs: list[tuple[int, int]], limit: float
+) -> list[tuple[int, int]]:
+    """The pairs that can be glued one after another: the merged block stays under ``limit``
+    apps and keeps a wave it may use (a pin or window clash, also through earlier pairs of
+    this round, would make the start worse, not better)."""
+    parent = list(range(coarse.count))
+    lo, hi, size = coarse.lo.tolist(), coarse.hi.tolist(), load.tolist()
+
+    def root(b: int) -> int:
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    glued = []
+    for u, v in pairs:
+        ru, rv = root(int(coarse.of[u])), root(int(coarse.of[v]))
+        if ru == rv or size[ru] + size[rv] > limit or max(lo[ru], lo[rv]) > min(hi[ru], hi[rv]):
+            continue
+        parent[rv] = ru
+        lo[ru], hi[ru], size[ru] = max(lo[ru], lo[rv]), min(hi[ru], hi[rv]), size[ru] + size[rv]
+        glued.append((u, v))
+    return glued
 
 
 def _glue_pairs(problem: Problem, waves: IntArray) -> list[tuple[int, int]]:
