@@ -16,16 +16,5 @@ def main() -> None:
     """migplan: latency-aware data-center migration wave planning."""
 
 
-def _register() -> None:
-    """Import the subcommand modules so they attach to ``main``; a missing one is skipped."""
-    import importlib
-
-    for name in ("inspect", "generate", "plan"):
-        try:
-            importlib.import_module(f"migplan.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"migplan.cli.{name}":
-                raise
-
-
-_register()
+# the subcommands attach themselves to ``main`` when imported (after ``main`` exists)
+from migplan.cli import generate, inspect, plan  # noqa: E402, F401
