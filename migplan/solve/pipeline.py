@@ -41,7 +41,8 @@ from migplan.solve.search import Budget
 from migplan.solve.start import latency_aware_start
 
 SMALL_BLOCKS = 100
-WORK_PER_SECOND = 0.35  # work units per second of --time-limit: ~0.4 fit in 60 s on the 2-core box; margin kept
+# work units per second of --time-limit: about 0.4 fit in 60 s on the 2-core box; keep a margin
+WORK_PER_SECOND = 0.35
 REPAIR_SHARE = 0.9  # at most this share of the work goes to the feasibility stage
 SMALL_REPAIR_SHARE = 0.3  # small estates: the rest goes to the full model
 SMALL_REPAIR_MAX_WORK = 4.0
