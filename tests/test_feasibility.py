@@ -32,7 +32,7 @@ def test_repair_moves_the_callee_back_under_budget() -> None:
 def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:
     inv = generate_estate(200, 3).inventory
     latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, *latency)
+    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, 1.0, latency)
     start = construct_blocks(inv, blocks, 0)
     scores: list[float] = [violations(problem, start).score]

@@ -9,7 +9,8 @@ from migplan.solve.forced import contract_unsplittable
 
 def _blocks(apps: list[App], deps: list[Dependency], **scenario: object) -> tuple[tuple[int, ...], ...]:
     inv = Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
-    blocks, _ = contract_unsplittable(inv, *latency_matrix(inv))
+    L, _, unsplittable = latency_matrix(inv)
+    blocks, _ = contract_unsplittable(inv, L, unsplittable)
     return blocks.members
 
 

@@ -15,7 +15,7 @@ def test_lns_improves_the_planted_plan_repeatably() -> None:
     estate = generate_estate(250, 2)
     inv = estate.inventory
     latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, *latency)
+    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, 1.0, latency)
     first_member = np.asarray([m[0] for m in blocks.members])
     start = estate.planted.array[first_member]

@@ -495,6 +495,7 @@ def test_blocks_merged_for_latency_are_explained() -> None:
 @given(_call_estates())
 def test_sound_on_the_planners_contracted_blocks(inv: Inventory) -> None:
     """The pipeline hands precheck blocks with unsplittable calls contracted (solve.forced)."""
-    blocks, _ = contract_unsplittable(inv, *latency_matrix(inv))
+    L, _, unsplittable = latency_matrix(inv)
+    blocks, _ = contract_unsplittable(inv, L, unsplittable)
     if precheck(inv, blocks):
         assert _feasible_plan(inv) is None

@@ -13,7 +13,7 @@ from migplan.solve.start import construct_blocks, latency_aware_start, simple_st
 def test_glue_rounds_keep_the_best_start_within_ranges() -> None:
     inv = generate_estate(200, 5).inventory
     latency = latency_matrix(inv)
-    blocks, forced = contract_unsplittable(inv, *latency)
+    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, 1.0, latency)
     plain = violations(problem, construct_blocks(inv, blocks, 0)).score
     start, rounds = latency_aware_start(problem, forced, 0, lambda: True, 2)
@@ -24,7 +24,8 @@ def test_glue_rounds_keep_the_best_start_within_ranges() -> None:
 
 def test_simple_start_fills_waves_in_order() -> None:
     inv = generate_estate(60, 1).inventory
-    blocks, _ = contract_unsplittable(inv, *latency_matrix(inv))
+    L, _, unsplittable = latency_matrix(inv)
+    blocks, _ = contract_unsplittable(inv, L, unsplittable)
     waves = simple_start(inv, blocks)
     assert waves.min() >= 1 and waves.max() <= inv.K
     assert np.all((waves >= blocks.lo) & (waves <= blocks.hi))

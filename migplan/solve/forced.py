@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from migplan.model import FloatArray, IntArray, Inventory
+from migplan.model import IntArray, Inventory
 from migplan.solve.blocks import Blocks, build_blocks
 
 MAX_ROUNDS = 20
 
 
 def contract_unsplittable(
-    inv: Inventory, L: sp.csr_matrix, dropped: FloatArray, unbounded_edges: IntArray
+    inv: Inventory, L: sp.csr_matrix, unbounded_edges: IntArray
 ) -> tuple[Blocks, tuple[IntArray, IntArray]]:
     """Blocks with every unsplittable call contracted, and the app pairs that were added.
 
@@ -29,7 +29,6 @@ def contract_unsplittable(
     """
     # the TRUE budget: L only lost entries, so L[a,e] > budget_a proves e unsplittable;
     # comparing with budget_a - dropped_a (the model's safe row) would cut feasible plans
-    del dropped
     budget = inv.budgets
     src: list[int] = inv.caller[unbounded_edges].tolist()
     dst: list[int] = inv.callee[unbounded_edges].tolist()

@@ -149,7 +149,7 @@ def plan(
 
     run.begin("blocks")
     latency = latency_matrix(inv)
-    blocks, forced = contract_unsplittable(inv, *latency)
+    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, risk_weight, latency)
     run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]))
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
