@@ -244,3 +244,32 @@ def test_full_model_optimum_equals_brute_force(seed: int) -> None:
         assert got is None
     else:
         assert got == pytest.approx(expected)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6))
+def test_sub_model_objective_moves_exactly_like_the_chatty_cost(seed: int) -> None:
+    """Pinning a sub-model's free blocks to a target plan changes its objective by exactly the
+    change in chatty cost: splits to fixed blocks (constants, x or 1 - x) are all signed right."""
+    rng = np.random.default_rng(seed)
+    n, K = int(rng.integers(3, 9)), int(rng.integers(2, 6))
+    apps = [App(f"a{i}", 1.0) for i in range(n)]
+    pairs = {tuple(sorted(int(x) for x in rng.choice(n, 2, replace=False))) for _ in range(2 * n)}
+    deps = [Dependency(f"a{i}", f"a{j}", float(rng.integers(1, 20)), sync=False) for i, j in pairs]
+    inv = _inv(apps, deps, waves=K)  # calls go from lower to higher index: no cycles, one app per block
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    assert problem.count == n
+    base = rng.integers(1, K + 1, n)
+    free = np.flatnonzero(rng.random(n) < 0.6)
+    target = base.copy()
+    target[free] = rng.integers(1, K + 1, len(free))
+    values = []
+    for plan in (base, target):
+        wm = build_model(problem, base, free, ModelOptions())
+        for (b, k), var in wm.x.items():  # fix the free blocks at the plan's waves
+            wm.model.add(var == int(plan[b] <= k))
+        outcome, solver = solve(wm, deterministic_time=5, wall_time=10)
+        assert outcome.waves is not None and np.array_equal(outcome.waves, plan)
+        values.append(solver.objective_value)
+    chatty = [int(problem.weight @ np.abs(p[problem.eu] - p[problem.ev])) for p in (base, target)]
+    assert values[1] - values[0] == chatty[1] - chatty[0]

@@ -11,7 +11,7 @@ from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import build_problem, latency_matrix, violations
-from migplan.solve.feasibility import repair
+from migplan.solve.feasibility import CUT_MAX_BLOCKS, _at_cut, _latency_seeds, repair
 from migplan.solve.forced import contract_unsplittable
 from migplan.solve.search import Budget
 from migplan.solve.start import construct_blocks
@@ -46,3 +46,23 @@ def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:
     assert all(b < a for a, b in itertools.pairwise(scores))
     assert result.violations.score == scores[-1]
     assert np.all((result.waves >= blocks.lo) & (result.waves <= blocks.hi))
+
+
+def test_cut_neighbourhood_frees_the_two_waves_at_the_worst_period() -> None:
+    inv = generate_estate(200, 3).inventory
+    latency = latency_matrix(inv)
+    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
+    problem = build_problem(inv, blocks, 1.0, latency)
+    waves = construct_blocks(inv, blocks, 0)
+    state = violations(problem, waves)
+    rows = np.flatnonzero(state.latency.sum(axis=1) > 0)
+    assert len(rows) > 0  # the latency-blind construction breaks budgets here
+    row = int(rows[0])
+    seeds = _latency_seeds(problem, row)
+    free, window = _at_cut(problem, waves, state, row, seeds, np.random.default_rng(0))
+    k = int(np.argmax(state.latency[row])) + 1
+    assert window == (k, k + 1)
+    assert set(waves[free].tolist()) <= {k, k + 1}
+    assert len(free) <= CUT_MAX_BLOCKS + len(seeds)
+    in_window = seeds[np.isin(waves[seeds], window)]
+    assert set(in_window.tolist()) <= set(free.tolist())

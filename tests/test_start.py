@@ -1,25 +1,56 @@
-"""The latency-aware start: glue rounds never return a start worse than the plain construction."""
+"""The latency-aware start: budget-weighted mapping runs, the least violating one kept."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from migplan.generate import generate_estate
+from migplan.model import App, Dependency, Inventory, Scenario
+from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import build_problem, latency_matrix, violations
 from migplan.solve.forced import contract_unsplittable
-from migplan.solve.start import construct_blocks, latency_aware_start, simple_start
+from migplan.solve.start import (
+    LATENCY_WEIGHTS,
+    budget_shares,
+    construct_blocks,
+    latency_aware_start,
+    share_matrix,
+    simple_start,
+)
 
 
-def test_glue_rounds_keep_the_best_start_within_ranges() -> None:
+def test_weighted_starts_keep_the_least_violating_run_within_ranges() -> None:
     inv = generate_estate(200, 5).inventory
     latency = latency_matrix(inv)
-    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
+    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, 1.0, latency)
-    plain = violations(problem, construct_blocks(inv, blocks, 0)).score
-    start, rounds = latency_aware_start(problem, forced, 0, lambda: True, 2)
-    assert rounds <= 2
-    assert violations(problem, start).score <= plain
+    start, tried = latency_aware_start(problem, 0, lambda: True)
+    assert [t["weight"] for t in tried] == list(LATENCY_WEIGHTS)
+    assert violations(problem, start).score == min(t["score"] for t in tried)
+    plain = next(t for t in tried if t["weight"] == 0)
+    assert plain["score"] == round(violations(problem, construct_blocks(inv, blocks, 0)).score, 3)
     assert np.all((start >= blocks.lo) & (start <= blocks.hi))
+    first, tried_once = latency_aware_start(problem, 0, lambda: False, max_runs=3)
+    assert len(tried_once) == 1  # keep_going is asked before every run but the first
+    assert np.array_equal(
+        first,
+        construct_blocks(inv, blocks, 0, share_matrix(problem, budget_shares(problem), LATENCY_WEIGHTS[0])),
+    )
+
+
+def test_budget_share_is_ms_per_split_over_the_budget() -> None:
+    """fe (budget 50 ms) calls svc twice per request: splitting that call costs 60 ms, 1.2 budgets."""
+    apps = [App("fe", 1, latency_budget_ms=50), App("svc", 1), App("x", 1)]
+    deps = [Dependency("fe", "svc", 10, calls_per_request=2), Dependency("svc", "x", 5, sync=False)]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=2, rtt_ms=30, risk_weight=0.0))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    share = budget_shares(problem)
+    fe_svc = int(np.flatnonzero((problem.eu == 0) & (problem.ev == 1))[0])
+    assert share[fe_svc] == pytest.approx(1.2, rel=1e-3)
+    assert share.sum() == pytest.approx(1.2, rel=1e-3)  # the async call costs no budget
+    extra = share_matrix(problem, share, 2.0)
+    assert extra.sum() == pytest.approx(2 * 2 * 15.0)  # weight x total qps, both directions
 
 
 def test_simple_start_fills_waves_in_order() -> None:
@@ -29,19 +60,3 @@ def test_simple_start_fills_waves_in_order() -> None:
     waves = simple_start(inv, blocks)
     assert waves.min() >= 1 and waves.max() <= inv.K
     assert np.all((waves >= blocks.lo) & (waves <= blocks.hi))
-
-
-def test_glue_skips_pairs_that_clash_through_earlier_pairs_of_the_round() -> None:
-    """Regression: gluing a↔b and b↔c in one round merged a pin-5 app with a window-11..12
-    app through b, the round was undone and the glue rounds stopped early (no plan found
-    on generate_estate(2000, 3))."""
-    from migplan.model import App, Inventory, Scenario
-    from migplan.solve.blocks import build_blocks
-    from migplan.solve.start import _glue
-
-    apps = (App("a", 1, pinned_wave=5), App("b", 1), App("c", 1, earliest_wave=11), App("d", 1))
-    inv = Inventory(apps, (), Scenario(waves=12))
-    coarse = build_blocks(inv)
-    load = coarse.load(inv, "apps")
-    assert _glue(coarse, load, [(0, 1), (1, 2), (1, 3)], limit=10) == [(0, 1), (1, 3)]
-    assert _glue(coarse, load, [(0, 1), (1, 3)], limit=2) == [(0, 1)]  # size limit counts merged apps

@@ -55,12 +55,20 @@ _initializers: dict[str, object] = {}
 SPECTRAL_MAX_BLOCKS = 20_000
 
 
-def construct(inv: Inventory, blocks: Blocks, seed: int, threads: int = 1) -> IntArray:
-    """Per-block waves 1..K minimizing the chatty cost under pins, windows and capacities."""
+def construct(
+    inv: Inventory, blocks: Blocks, seed: int, threads: int = 1, extra: sp.csr_matrix | None = None
+) -> IntArray:
+    """Per-block waves 1..K minimizing the chatty cost under pins, windows and capacities.
+
+    ``extra`` (symmetric, blocks x blocks) is added to the qps weights: the
+    latency-aware start uses it to make calls that budgets need unsplit dearer.
+    """
     K, B = inv.K, blocks.count
     if B == 0:
         return np.zeros(0, dtype=np.int64)
     graph = block_graph(inv, blocks)
+    if extra is not None:
+        graph = (graph + extra).tocsr()
     limits = WaveLimits.of(inv, blocks)
     if K == 1:
         return np.ones(B, dtype=np.int64)

@@ -488,19 +488,19 @@ def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: 
     wm = WaveModel(cp_model.CpModel(), problem, np.asarray(base, dtype=np.int64).copy(), free_arr)
     current = violations(problem, wm.base) if options.soft else None
     _add_wave_literals(wm, options)
-    edges = _touched_edges(problem, free_arr)
-    split = _add_splits(wm, edges)
+    split = _add_splits(wm, _touched_edges(problem, free_arr))
     if options.assumptions and not options.ranges:
         add_pins_and_windows(wm)
     add_capacity(wm, options, current)
     add_before(wm, options, current)
     add_apart(wm, options, current)
     add_callees_first(wm, options, current)
-    add_link(wm, edges, split, options, current)
+    base_splits = splits(problem, wm.base).astype(np.int64)
+    add_link(wm, split, base_splits, options, current)
     add_max_risk(wm, options, current)
-    add_latency_budgets(wm, edges, split, options, current)
+    add_latency_budgets(wm, split, base_splits, options, current)
     if options.objective:
-        set_objective(wm, edges, split, options.chatty or not wm.penalties)
+        set_objective(wm, split, options.chatty or not wm.penalties)
     wm.apply_hints()
     return wm
 
@@ -538,27 +538,92 @@ def _touched_edges(problem: Problem, free: IntArray) -> IntArray:
     return np.unique(problem.incidence[free].indices).astype(np.int64)
 
 
-def _add_splits(wm: WaveModel, edges: IntArray) -> dict[tuple[int, int], Term]:
+@dataclass(frozen=True)
+class SplitTable:
+    """s[e,k] of the touched edges as ``const + sign * lits[var]`` (var -1: a constant).
+
+    Arrays instead of per-term Python expressions: the budget rows of a neighbourhood
+    at 10,000 apps hold ~60,000 terms, and summing them term by term took most of a
+    repair step.
+    """
+
+    edges: IntArray  # (m,) touched block edges
+    var: IntArray  # (m, K-1) index into lits, -1 where the split is a constant
+    sign: IntArray  # (m, K-1) +1 or -1 (0 where constant)
+    const: IntArray  # (m, K-1) 0 / 1
+    lits: list[cp_model.IntVar]
+
+    def expr(self, cols: IntArray, coefs: IntArray, k: int) -> Term:
+        """sum_j coefs[j] * s[edges[cols[j]], k] as a constant or a linear expression."""
+        var, sign = self.var[cols, k - 1], self.sign[cols, k - 1]
+        constant = int(coefs @ self.const[cols, k - 1])
+        live = var >= 0
+        if not live.any():
+            return constant
+        terms = [self.lits[i] for i in var[live].tolist()]
+        return cp_model.LinearExpr.weighted_sum(terms, (coefs[live] * sign[live]).tolist()) + constant
+
+    def total(self, coefs: IntArray) -> Term:
+        """sum_e sum_k coefs[e] * s[e,k] over every touched edge and period."""
+        weights = coefs[:, None] * self.sign
+        constant = int((coefs[:, None] * self.const).sum())
+        live = self.var >= 0
+        if not live.any():
+            return constant
+        terms = [self.lits[i] for i in self.var[live].tolist()]
+        return cp_model.LinearExpr.weighted_sum(terms, weights[live].tolist()) + constant
+
+
+def _literal_arrays(wm: WaveModel, blocks: IntArray) -> tuple[IntArray, IntArray, list[cp_model.IntVar]]:
+    """(var index or -1, constant value) of x[b,k] for ``blocks`` x periods, and the variables."""
+    K = wm.problem.K
+    var = np.full((len(blocks), K - 1), -1, dtype=np.int64)
+    const = (wm.base[blocks][:, None] <= np.arange(1, K)[None, :]).astype(np.int64)
+    lits: list[cp_model.IntVar] = []
+    index: dict[int, int] = {}
+    free = set(wm.free.tolist())
+    for i, b in enumerate(blocks.tolist()):
+        if b not in free:
+            continue
+        for k in range(1, K):
+            lit = wm.lit(b, k)
+            if isinstance(lit, int):
+                const[i, k - 1] = lit
+                continue
+            at = index.setdefault(lit.index, len(lits))
+            if at == len(lits):
+                lits.append(lit)
+            var[i, k - 1] = at
+    return var, const, lits
+
+
+def _add_splits(wm: WaveModel, edges: IntArray) -> SplitTable:
     """s[e,k] >= |x[u,k] - x[v,k]| per touched edge; an edge to a fixed block is a plain literal."""
     p, m = wm.problem, wm.model
-    split: dict[tuple[int, int], Term] = {}
-    for e in edges.tolist():
-        u, v = int(p.eu[e]), int(p.ev[e])
-        for k in range(1, p.K):
-            xu, xv = wm.lit(u, k), wm.lit(v, k)
-            if isinstance(xu, int) and isinstance(xv, int):
-                split[(e, k)] = int(xu != xv)
-            elif isinstance(xu, int):
-                split[(e, k)] = xv if xu == 0 else 1 - xv
-            elif isinstance(xv, int):
-                split[(e, k)] = xu if xv == 0 else 1 - xu
-            else:
-                s = m.new_bool_var(f"s{e}_{k}")
-                m.add(s >= xu - xv)
-                m.add(s >= xv - xu)
-                wm.hint(s, int((wm.base[u] <= k) != (wm.base[v] <= k)))
-                split[(e, k)] = s
-    return split
+    ends, where = np.unique(np.concatenate([p.eu[edges], p.ev[edges]]), return_inverse=True)
+    xvar, xconst, lits = _literal_arrays(wm, ends)
+    iu, iv = where[: len(edges)], where[len(edges) :]
+    vu, vv, cu, cv = xvar[iu], xvar[iv], xconst[iu], xconst[iv]
+    var = np.where(vu < 0, vv, vu)
+    # u constant: s = xv (cu = 0) or 1 - xv; v constant: s = xu (cv = 0) or 1 - xu
+    sign = np.where(vu < 0, 1 - 2 * cu, 1 - 2 * cv)
+    const = np.where(vu < 0, cu, cv)
+    both_const = (vu < 0) & (vv < 0)
+    const[both_const] = (cu != cv)[both_const]
+    sign[both_const] = 0
+    both_var = (vu >= 0) & (vv >= 0)
+    const[both_var], sign[both_var] = 0, 1
+    base_u = wm.base[p.eu[edges]][:, None] <= np.arange(1, p.K)[None, :]
+    base_v = wm.base[p.ev[edges]][:, None] <= np.arange(1, p.K)[None, :]
+    for i, k in zip(*np.nonzero(both_var), strict=True):
+        xu, xv = lits[vu[i, k]], lits[vv[i, k]]
+        s = m.new_bool_var(f"s{int(edges[i])}_{int(k) + 1}")
+        m.add_bool_or([xu.Not(), xv, s])  # s >= xu - xv
+        m.add_bool_or([xv.Not(), xu, s])  # s >= xv - xu
+        wm.hint(s, int(base_u[i, k] != base_v[i, k]))
+        var[i, k] = len(lits)
+        lits.append(s)
+    return SplitTable(edges, var, sign, const, lits)
 
 
 def _moves_in(wm: WaveModel, b: int, j: int) -> Term:
@@ -731,22 +796,23 @@ def _implies(wm: WaveModel, p: Term, q: Term, enforce: cp_model.IntVar | None) -
 
 def add_link(
     wm: WaveModel,
-    edges: IntArray,
-    split: dict[tuple[int, int], Term],
+    split: SplitTable,
+    base_splits: IntArray,
     options: ModelOptions,
     current: Violations | None,
 ) -> None:
     """Per period: sum_e gbps_e s[e,k] <= link (untouched edges' load taken off)."""
     p = wm.problem
+    edges = split.edges
     if p.link is None or len(edges) == 0:
         return
     lit = wm.assume("link") if options.assumptions else None
     touched = np.zeros(p.E, dtype=bool)
     touched[edges] = True
-    S = splits(p, wm.base)
-    fixed_load = (p.gbps * ~touched) @ S
+    fixed_load = (p.gbps * ~touched) @ base_splits
+    cols = np.flatnonzero(p.gbps[edges])
     for k in range(1, p.K):
-        expr = sum(int(p.gbps[e]) * split[(e, k)] for e in edges.tolist() if p.gbps[e])
+        expr = split.expr(cols, p.gbps[edges[cols]], k)
         over = int(current.link[k - 1]) if current is not None else 0
         _soft_or_hard(wm, expr, int(p.link - fixed_load[k - 1]), over, options.soft, f"link_{k}", lit)
 
@@ -768,8 +834,8 @@ def add_max_risk(wm: WaveModel, options: ModelOptions, current: Violations | Non
 
 def add_latency_budgets(
     wm: WaveModel,
-    edges: IntArray,
-    split: dict[tuple[int, int], Term],
+    split: SplitTable,
+    base_splits: IntArray,
     options: ModelOptions,
     current: Violations | None,
 ) -> None:
@@ -778,7 +844,7 @@ def add_latency_budgets(
     The untouched edges' part is a constant per period; a row-period that cannot
     exceed its budget even with every touched edge split is left out.
     """
-    p = wm.problem
+    p, edges = wm.problem, split.edges
     lat = p.latency
     if len(lat.app) == 0 or len(edges) == 0:
         return
@@ -786,14 +852,14 @@ def add_latency_budgets(
     if len(rows) == 0:
         return
     sub = lat.coef[rows]
-    S = splits(p, wm.base).astype(np.int64)
+    S = base_splits
     free_part = sub[:, edges].tocsr()  # columns renumbered: column j is block edge edges[j]
     free_part.eliminate_zeros()
     fixed_part = np.asarray(sub @ S) - np.asarray(free_part @ S[edges])
     for i, r in enumerate(rows.tolist()):
         lit = wm.assume("latency", int(lat.app[r])) if options.assumptions else None
         start, end = free_part.indptr[i], free_part.indptr[i + 1]
-        cols, coefs = edges[free_part.indices[start:end]], free_part.data[start:end]
+        cols, coefs = free_part.indices[start:end].astype(np.int64), free_part.data[start:end]
         if len(cols) == 0:
             continue
         top = int(coefs.sum())
@@ -801,15 +867,13 @@ def add_latency_budgets(
             rhs = int(lat.budget[r] - fixed_part[i, k - 1])
             if top <= rhs:
                 continue  # cannot be broken by this neighbourhood
-            expr = sum(int(c) * split[(int(e), k)] for e, c in zip(cols, coefs, strict=True))
+            expr = split.expr(cols, coefs, k)
             over = int(current.latency[r, k - 1]) if current is not None else 0
             room = top - rhs if options.trade else 0
             _soft_or_hard(wm, expr, rhs, over, options.soft, f"lat_{r}_{k}", lit, room)
 
 
-def set_objective(
-    wm: WaveModel, edges: IntArray, split: dict[tuple[int, int], Term], chatty_too: bool
-) -> None:
+def set_objective(wm: WaveModel, split: SplitTable, chatty_too: bool) -> None:
     """Chatty cost of the touched edges + risk term; soft slacks dominate when present.
 
     Risk term: risk_weight_units x (risk share of wave 1 + largest wave risk share);
@@ -820,9 +884,8 @@ def set_objective(
     if not chatty_too:
         m.minimize(sum(var for _, var in wm.penalties))
         return
-    chatty = sum(
-        int(p.weight[e]) * split[(e, k)] for e in edges.tolist() if p.weight[e] for k in range(1, p.K)
-    )
+    edges = split.edges
+    chatty = split.total(p.weight[edges])
     terms: list[Any] = [chatty]
     if p.risk_weight_units > 0 and len(wm.free):
         terms.append(p.risk_weight_units * _risk_term(wm))
@@ -942,8 +1005,9 @@ class _StopWatcher:
         self._started.set()
 
     def _watch(self) -> None:
-        while not self._done.is_set():
-            if self._stop.wait(0.05) and self._started.is_set():
+        # waits on ``_done`` so that close() returns at once when the solve ends
+        while not self._done.wait(0.05):
+            if self._stop.is_set() and self._started.is_set():
                 self._solver.stop_search()
                 self._done.wait(0.5)
 

@@ -26,6 +26,8 @@ TIDY_WORK = 0.3  # deterministic seconds per tidy sub-solve
 EXTRA = (10, 60)  # blocks added breadth-first around the violated instance's own blocks
 MAX_SEEDS = 120
 MAX_FREE = 160  # blocks in a seeds-plus-neighbours neighbourhood
+ATTEMPT_KINDS = 4  # ball, ball with trading, seeds plus neighbours, the two waves at the cut
+CUT_MAX_BLOCKS = 300  # a cut neighbourhood keeps the blocks of its two waves nearest the seeds
 RADIUS: int | None = None  # free blocks may take any wave of their range
 
 
@@ -55,11 +57,11 @@ def repair(
     steps = accepted = 0
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
     while state.count > 0 and not budget.exhausted():
-        row, free = _neighbourhood(problem, current, state, failures, rng)
+        row, free, window = _neighbourhood(problem, current, state, failures, rng)
         # attempts on a row cycle: plain ball, ball where other budgets may absorb some excess
-        # (for a larger total drop), seeds plus all their neighbours
-        trade = row is not None and failures[row] % 3 == 1
-        options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=trade)
+        # (for a larger total drop), seeds plus all their neighbours, the two waves at the cut
+        trade = row is not None and failures[row] % ATTEMPT_KINDS == 1
+        options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=trade, window=window)
         found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK)
         steps += 1
         after = violations(problem, found) if found is not None else None
@@ -83,15 +85,35 @@ def repair(
 
 def _neighbourhood(
     problem: Problem, waves: IntArray, state: Violations, failures: IntArray, rng: np.random.Generator
-) -> tuple[int | None, IntArray]:
-    """(latency row or None, free blocks) around one violated instance chosen by ``rng``."""
+) -> tuple[int | None, IntArray, tuple[int, int] | None]:
+    """(latency row or None, free blocks, wave window or None) around one violated instance."""
     others = state.count - int(np.count_nonzero(state.latency))
     # latency rows and other violated instances take turns in proportion to their counts
     row = None if rng.random() * state.count < others else _pick_row(state, failures, rng)
     seeds = _latency_seeds(problem, row) if row is not None else _other_seeds(problem, waves, state, rng)
-    if row is not None and failures[row] % 3 == 2:
-        return row, _with_neighbours(problem, seeds, rng)
-    return row, ball(problem, seeds, len(seeds) + int(rng.integers(EXTRA[0], EXTRA[1] + 1)), rng)
+    kind = failures[row] % ATTEMPT_KINDS if row is not None else 0
+    if row is not None and kind == 2:
+        return row, _with_neighbours(problem, seeds, rng), None
+    if row is not None and kind == 3:
+        return row, *_at_cut(problem, waves, state, row, seeds, rng)
+    return row, ball(problem, seeds, len(seeds) + int(rng.integers(EXTRA[0], EXTRA[1] + 1)), rng), None
+
+
+def _at_cut(
+    problem: Problem, waves: IntArray, state: Violations, row: int, seeds: IntArray, rng: np.random.Generator
+) -> tuple[IntArray, tuple[int, int]]:
+    """The blocks of waves k and k+1, free to swap across the cut of the row's worst period k.
+
+    A budget broken in one period is often fixed by moving a few small blocks across
+    that one cut, with others moving back to keep capacities: a chain the balls around
+    the violation miss when the blocks are not call neighbours.
+    """
+    k = int(np.argmax(state.latency[row])) + 1
+    inside = np.flatnonzero((waves == k) | (waves == k + 1))
+    if len(inside) > CUT_MAX_BLOCKS:
+        near = ball(problem, seeds, max(2 * CUT_MAX_BLOCKS, len(seeds)), rng)
+        inside = np.union1d(np.intersect1d(near, inside), seeds[np.isin(waves[seeds], (k, k + 1))])
+    return inside.astype(np.int64), (k, k + 1)
 
 
 def _with_neighbours(problem: Problem, seeds: IntArray, rng: np.random.Generator) -> IntArray:
