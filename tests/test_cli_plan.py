@@ -122,3 +122,20 @@ def test_ctrl_c_on_a_large_estate_exits_promptly_either_way(tmp_path: Path) -> N
         assert process.returncode == 1
         assert "interrupted" in stderr
         assert not out.exists()
+
+
+def test_no_plan_in_the_limits_names_the_limit_and_writes_nothing(
+    migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    """A budget too small to repair the start: exit 1, the limit and the work used are named."""
+    folder = tmp_path / "estate"
+    write_inventory_folder(folder, generate_estate(600, 2).inventory)
+    out = tmp_path / "plan"
+    result = migplan_cli(
+        "plan", folder, "--out", out, "--time-limit", "1", "--work-limit", "0.001", "--workers", "1"
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no feasible plan found within --time-limit 1 s" in result.stderr
+    assert "units used" in result.stderr and "raise --time-limit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()

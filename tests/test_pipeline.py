@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -146,3 +147,16 @@ def test_quality_label_never_passes_a_useless_bound_off_as_a_gap() -> None:
     assert quality_label("feasible", None) == "gap unknown"
     assert quality_label("feasible", 0.123) == "gap ≤ 12.3%"
     assert quality_label("feasible", 0.9998).startswith("gap unknown")
+
+
+def test_progress_fraction_moves_during_the_feasibility_stage() -> None:
+    """The repair charges its own stage budget; the bar must follow it, not wait for the stage end."""
+    inv = generate_estate(300, 4).inventory
+    seen: list[Progress] = []
+    plan(inv, PlanOptions(time_limit=120, work_limit=6, workers=1), seen.append)
+    repair = [p.fraction for p in seen if p.stage == "feasibility"]
+    assert len(repair) >= 3, [p.stage for p in seen]
+    assert all(b >= a for a, b in itertools.pairwise(repair))
+    assert repair[-2] > repair[0]  # reports inside the stage already show progress
+    fractions = [p.fraction for p in seen]
+    assert all(0.0 <= f <= 1.0 for f in fractions)

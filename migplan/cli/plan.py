@@ -87,7 +87,7 @@ def plan_command(
         reason = {
             "infeasible": "no feasible plan exists (proven)",
             "interrupted": "interrupted before a feasible plan was found",
-        }.get(result.status, "no feasible plan found within the time limit (not proven infeasible)")
+        }.get(result.status) or _limit_reached(result, time_limit)
         click.echo(f"error: {reason}; nothing was written", err=True)
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)
@@ -123,6 +123,20 @@ def _plan_in_thread(
     if errors:
         raise errors[0]
     return box[0]
+
+
+def _limit_reached(result: PlanResult, time_limit: float) -> str:
+    """Which limit ended a search that found no plan, with the figures to raise it by."""
+    info = result.solver_info
+    cut = bool(info.get("wall_clock_cut"))
+    which = "the wall clock (--time-limit)" if cut else "the work budget (--work-limit)"
+    return (
+        f"no feasible plan found within --time-limit {time_limit:g} s "
+        f"(work {float(info.get('work_used', 0)):.1f} of {float(info.get('work_limit', 0)):.1f} units used; "
+        f"{which} ended the search; not proven infeasible). "
+        f"The {info.get('blocks', 0):,} blocks need more search: raise --time-limit "
+        "(the work budget grows with it) and see the closest plan's violations above"
+    )
 
 
 def _summary(result: PlanResult, out_dir: Path) -> str:

@@ -112,6 +112,7 @@ class _Run:
     budget: Budget
     started: float = field(default_factory=time.monotonic)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    live: Budget | None = None  # a stage's child budget, charged before the parent absorbs it
     _stage_start: float = 0.0
 
     def begin(self, name: str) -> None:
@@ -131,7 +132,8 @@ class _Run:
 
     def report(self, stage: str, objective: float | None, count: int | None) -> None:
         if self.progress is not None:
-            fraction = min(self.budget.used / self.budget.work, 1.0) if self.budget.work > 0 else 1.0
+            used = max(self.budget.used, self.live.used if self.live is not None else 0.0)
+            fraction = min(used / self.budget.work, 1.0) if self.budget.work > 0 else 1.0
             self.progress(Progress(stage, objective, count, time.monotonic() - self.started, fraction))
 
 
@@ -175,6 +177,7 @@ def plan(
             budget.used + SMALL_REPAIR_SHARE * (budget.work - budget.used),
             budget.used + SMALL_REPAIR_MAX_WORK,
         )
+    run.live = repair_budget  # the progress bar moves with the repair's own charges
     repaired = feasibility.repair(
         problem,
         start,
@@ -183,6 +186,7 @@ def plan(
         on_step=lambda w, v: run.report("feasibility", objective_value(problem, w), v.count),
     )
     budget.absorb(repair_budget)
+    run.live = None
     run.end(
         "feasibility",
         objective_value(problem, repaired.waves),
