@@ -32,7 +32,7 @@ from migplan.solve.cpsat import Problem, objective_units, violations
 # budget-share weight as a multiple of the total qps; the order is the order tried (most
 # often best first, so a short time limit still gets it), 0 is the plain mapping.  Weight 4
 # had the fewest violations on NetEase (20) but repair got stuck from it (2 of 2 seeds):
-# it crowds whole call trees into one wave; weight 1 was repaired on both
+# (a guess at why: it crowds whole call trees into one wave); weight 1 was repaired on both
 LATENCY_WEIGHTS = (1.0, 0.25, 0.0)
 
 
