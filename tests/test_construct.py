@@ -343,3 +343,18 @@ def test_heavy_blocks_and_tight_capacities_never_crash(
     inv = make_inventory(n, layered(n, seed), scenario, apps)
     waves = run(inv, seed)
     assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
+
+
+def test_a_packing_that_crashes_mt_kahypar_leaves_the_planner_running() -> None:
+    """Mt-KaHyPar 1.7 segfaults on this one (17 unit blocks, two pinned to wave 2, maxima
+    7/8/7 after relaxation): the mapping runs in a child process, so construct falls back."""
+    n, K, seed = 17, 3, 9450
+    apps: dict[int, dict[str, object]] = {
+        3: {"pinned_wave": 2, "instances": 20},
+        14: {"pinned_wave": 2, "instances": 18},
+    }
+    scenario = Scenario(waves=K, capacity_apps=1.0, capacity_instances=2.0 * n / K)
+    inv = make_inventory(n, layered(n, seed), scenario, apps)
+    waves = run(inv, seed)
+    assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
+    assert waves[3] == 2 and waves[14] == 2

@@ -33,6 +33,12 @@ limit: the feasibility stage and the explanation module report it.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import pickle
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -169,8 +175,8 @@ def _edges(graph: sp.csr_matrix, K: int) -> tuple[list[tuple[int, int]], list[in
 
 
 def _initializer(threads: int) -> object:
-    """Mt-KaHyPar is initialized once per process; later calls reuse it (results do not
-    depend on the thread count under the deterministic preset)."""
+    """Mt-KaHyPar is initialized once per process (so once per child of ``_isolated``);
+    results do not depend on the thread count under the deterministic preset."""
     import mtkahypar
 
     if "init" not in _initializers:
@@ -189,35 +195,73 @@ def map_onto_path(
 
     ``fix``: per-block wave to fix (0 = free); default: the pinned blocks.
     """
-    try:
-        import mtkahypar
-    except ImportError:  # pragma: no cover - listed dependency
+    if importlib.util.find_spec("mtkahypar") is None:  # pragma: no cover - listed dependency
         return None
     K, B = limits.K, limits.count
     if B < 2:
         return None
     weights, caps, fixed = _int_limits(limits, fix)
     edges, edge_w = _edges(graph, K)
+    args = (K, B, seed, threads, weights.tolist(), caps.tolist(), fixed.tolist(), edges, edge_w)
+    part = _isolated(_mtkahypar_partition, args)
+    if part is None or part.shape != (B,) or part.min() < 0 or part.max() >= K:
+        return None
+    return part + 1
+
+
+def _mtkahypar_partition(args: tuple[Any, ...]) -> IntArray | None:
+    """The Mt-KaHyPar call itself (run in a child process, see ``_isolated``)."""
+    import mtkahypar
+
+    K, B, seed, threads, weights, caps, fixed, edges, edge_w = args
     try:
         init = _initializer(threads)
         mtkahypar.set_seed(int(seed))
         ctx = init.context_from_preset(mtkahypar.PresetType.DETERMINISTIC_QUALITY)  # type: ignore[attr-defined]
         ctx.set_mapping_parameters(K, 0.03)
         ctx.logging = False
-        ctx.set_individual_target_block_weights(caps.tolist())
-        g = init.create_graph(ctx, B, len(edges), edges, weights.tolist(), edge_w)  # type: ignore[attr-defined]
-        if (fixed >= 0).any():
-            g.add_fixed_vertices(fixed.tolist(), K)
+        ctx.set_individual_target_block_weights(caps)
+        g = init.create_graph(ctx, B, len(edges), edges, weights, edge_w)  # type: ignore[attr-defined]
+        if any(f >= 0 for f in fixed):
+            g.add_fixed_vertices(fixed, K)
         path = init.create_target_graph(  # type: ignore[attr-defined]
             ctx, K, K - 1, [(k, k + 1) for k in range(K - 1)], [1] * (K - 1)
         )
         mapped = g.map_onto_graph(path, ctx)
-        part = np.asarray(mapped.get_partition(), dtype=np.int64)
+        return np.asarray(mapped.get_partition(), dtype=np.int64)
     except Exception:  # Mt-KaHyPar rejects some degenerate inputs: use the fallback
         return None
-    if part.shape != (B,) or part.min() < 0 or part.max() >= K:
+
+
+def _isolated(fn: Callable[[Any], IntArray | None], args: Any) -> IntArray | None:
+    """``fn(args)`` in a forked child: a crash there (Mt-KaHyPar 1.7 segfaults on some
+    packings with fixed vertices, e.g. 17 unit blocks, 2 fixed, maxima 7/8/7 on 3 waves;
+    one more unit of room anywhere and it does not) gives None, not a dead planner.
+
+    The parent never initialises Mt-KaHyPar (a forked thread pool would not work), so
+    each child starts its own.  Without ``os.fork`` (Windows) the call runs in-process.
+    """
+    if not hasattr(os, "fork"):
+        return fn(args)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, exit without running the parent's cleanup
+        code = 1
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(fn(args), out)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as result:
+        data = result.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
         return None
-    return part + 1
+    value = pickle.loads(data)
+    return None if value is None else np.asarray(value, dtype=np.int64)
 
 
 def kway_then_order(graph: sp.csr_matrix, limits: WaveLimits, seed: int) -> IntArray:
