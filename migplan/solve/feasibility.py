@@ -8,6 +8,12 @@ breadth-first), and solves a sub-model where the instances the plan already brea
 are soft (penalised slack, never allowed to grow) and all others hard.  A step is kept
 when the total violation score drops, so the search is monotone and any sub-solve
 result is at least as feasible as its start.
+
+Failed attempts on one latency row cycle through four neighbourhoods: a ball, a ball
+where other budgets may trade some excess, the seeds plus all their callers and
+callees, and the two waves at the cut of the row's worst period (``_at_cut``).  The
+last one cleared the final 1-3 violations on NetEase where the other three got stuck
+(seeds 1-3 of 4).
 """
 
 from __future__ import annotations
