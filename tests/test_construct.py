@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -358,3 +359,21 @@ def test_a_packing_that_crashes_mt_kahypar_leaves_the_planner_running() -> None:
     waves = run(inv, seed)
     assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
     assert waves[3] == 2 and waves[14] == 2
+
+
+def test_a_failed_fork_falls_back_to_the_metis_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No memory for a child (strict overcommit): construct still returns a valid plan."""
+    import os
+
+    from migplan.solve import construct as module
+
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    n, K = 30, 3
+    inv = make_inventory(n, layered(n, 1), Scenario(waves=K, capacity_apps=12.0), {})
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert module._isolated(lambda a: np.asarray(a), [1, 2]) is None
+    waves = run(inv, 1)
+    assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
+    assert np.bincount(waves - 1, minlength=K).max() <= 12

@@ -33,6 +33,7 @@ limit: the feasibility stage and the explanation module report it.
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import os
 import pickle
@@ -244,10 +245,17 @@ def _isolated(fn: Callable[[Any], IntArray | None], args: Any) -> IntArray | Non
     if not hasattr(os, "fork"):
         return fn(args)
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no memory or process slot for a child: the caller's fallback (METIS);
+        # running Mt-KaHyPar here would break every later child (a forked TBB pool)
+        os.close(read_end)
+        os.close(write_end)
+        return None
     if pid == 0:  # the child: compute, send, exit without running the parent's cleanup
         code = 1
         try:
+            faulthandler.disable()  # a crash here is expected and handled: no dump on stderr
             os.close(read_end)
             with os.fdopen(write_end, "wb") as out:
                 pickle.dump(fn(args), out)
