@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from conftest import planner_problem
 
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.blocks import build_blocks
-from migplan.solve.cpsat import build_problem, latency_matrix, violations
+from migplan.solve.cpsat import build_problem, violations
 from migplan.solve.feasibility import CUT_MAX_BLOCKS, _at_cut, _latency_seeds, repair
-from migplan.solve.forced import contract_unsplittable
 from migplan.solve.search import Budget
 from migplan.solve.start import construct_blocks
 
@@ -31,9 +31,7 @@ def test_repair_moves_the_callee_back_under_budget() -> None:
 
 def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:
     inv = generate_estate(200, 3).inventory
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    problem = build_problem(inv, blocks, 1.0, latency)
+    blocks, problem = planner_problem(inv)
     start = construct_blocks(inv, blocks, 0)
     scores: list[float] = [violations(problem, start).score]
     result = repair(
@@ -50,9 +48,7 @@ def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:
 
 def test_cut_neighbourhood_frees_the_two_waves_at_the_worst_period() -> None:
     inv = generate_estate(200, 3).inventory
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    problem = build_problem(inv, blocks, 1.0, latency)
+    blocks, problem = planner_problem(inv)
     waves = construct_blocks(inv, blocks, 0)
     state = violations(problem, waves)
     rows = np.flatnonzero(state.latency.sum(axis=1) > 0)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import planner_problem
 
 from migplan.generate import generate_estate
-from migplan.solve.cpsat import build_problem, latency_matrix, objective_units, violations
-from migplan.solve.forced import contract_unsplittable
+from migplan.solve.cpsat import objective_units, violations
 from migplan.solve.lns import improve
 from migplan.solve.search import Budget
 
@@ -14,9 +14,7 @@ from migplan.solve.search import Budget
 def test_lns_improves_the_planted_plan_repeatably() -> None:
     estate = generate_estate(250, 2)
     inv = estate.inventory
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    problem = build_problem(inv, blocks, 1.0, latency)
+    blocks, problem = planner_problem(inv)
     first_member = np.asarray([m[0] for m in blocks.members])
     start = estate.planted.array[first_member]
     # the planted plan is feasible, so it keeps every unsplittable call whole

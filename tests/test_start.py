@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import planner_problem
 
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Scenario
@@ -22,9 +23,7 @@ from migplan.solve.start import (
 
 def test_weighted_starts_keep_the_least_violating_run_within_ranges() -> None:
     inv = generate_estate(200, 5).inventory
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    problem = build_problem(inv, blocks, 1.0, latency)
+    blocks, problem = planner_problem(inv)
     start, tried = latency_aware_start(problem, 0, lambda: True)
     assert [t["weight"] for t in tried] == list(LATENCY_WEIGHTS)
     chosen = min(tried, key=lambda t: (t["score"], t["cost"]))  # fewest violations, then cheapest
