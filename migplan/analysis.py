@@ -154,12 +154,16 @@ def _isolated_findings(inv: Inventory) -> list[Finding]:
             "info",
             "isolated-app",
             f"{lonely.size} app(s) have no dependencies at all (neither call nor are called): "
-            + ", ".join(inv.ids[a] for a in lonely[:20])
-            + (" …" if lonely.size > 20 else "")
+            + _first_ids(inv, lonely.tolist())
             + "; they can move in any wave, but check the inventory is not missing their calls",
             apps=tuple(inv.ids[a] for a in lonely),
         )
     ]
+
+
+def _first_ids(inv: Inventory, apps: Sequence[int], show: int = 20) -> str:
+    """'a, b, c' or, past ``show`` apps, the first ``show`` and ' …'."""
+    return ", ".join(inv.ids[a] for a in apps[:show]) + (" …" if len(apps) > show else "")
 
 
 def _unrehearsed_findings(inv: Inventory) -> list[Finding]:
@@ -171,8 +175,7 @@ def _unrehearsed_findings(inv: Inventory) -> list[Finding]:
             "warning",
             "unrehearsed-critical",
             f"{len(bad)} criticality-1 app(s) were never rehearsed: "
-            + ", ".join(inv.ids[a] for a in bad[:20])
-            + ("" if len(bad) <= 20 else " …")
+            + _first_ids(inv, bad)
             + "; rehearse their cut-over before the migration",
             apps=tuple(inv.ids[a] for a in bad),
         )
