@@ -6,6 +6,7 @@ import itertools
 import threading
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,3 +161,31 @@ def test_progress_fraction_moves_during_the_feasibility_stage() -> None:
     assert repair[-2] > repair[0]  # reports inside the stage already show progress
     fractions = [p.fraction for p in seen]
     assert all(0.0 <= f <= 1.0 for f in fractions)
+
+
+def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a plan the improvement stage never runs: its share of the work goes to the repair."""
+    from migplan.model import IntArray
+    from migplan.solve import feasibility, pipeline
+    from migplan.solve.cpsat import Problem, violations
+    from migplan.solve.search import Budget
+
+    calls: list[tuple[float, float]] = []
+
+    def stuck(
+        problem: Problem, waves: IntArray, budget: Budget, rng: np.random.Generator, on_step: object = None
+    ) -> feasibility.RepairResult:
+        calls.append((budget.used, budget.work))
+        budget.charge(budget.work - budget.used)  # spends its stage and removes nothing
+        return feasibility.RepairResult(waves, violations(problem, waves), 3, 1)
+
+    monkeypatch.setattr(feasibility, "repair", stuck)
+    inv = generate_estate(300, 4).inventory
+    result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1))
+    assert result.status == "no-plan-found"
+    assert len(calls) == 2
+    (_, end1), (used2, end2) = calls
+    assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve
+    assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)
+    stage = next(s for s in result.stages if s["name"] == "feasibility")
+    assert stage["steps"] == 6 and stage["accepted"] == 2

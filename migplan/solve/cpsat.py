@@ -27,16 +27,16 @@ import itertools
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
 from migplan import metrics
 from migplan.model import RESOURCES, FloatArray, IntArray, Inventory, Resource
 from migplan.solve.blocks import Blocks, block_graph
+from migplan.solve.integers import scaled
 
 # Fixed-point resolutions (units per 1 of the float quantity).
 LATENCY_SCALE = 1000.0  # 0.001 ms: ceil per (app, block edge) costs at most that per term
@@ -47,26 +47,6 @@ LATENCY_DROP_SHARE = 0.01  # per app, drop coefficients summing to at most 1 % o
 RISK_SCALE_SHARE = 0.01  # risk_weight 1 trades 1 % of (total qps x K) per unit of risk share
 
 RULE_PENALTY = 100_000  # a broken rule instance weighs like 100 ms of excess latency (soft mode)
-
-Rounding = Literal["up", "down", "nearest"]
-
-
-def scaled(values: npt.ArrayLike, scale: float, rounding: Rounding) -> IntArray:
-    """The one float -> int conversion of the model.
-
-    "up" for loads and coefficients, "down" for capacities and budgets (so the model
-    is never looser than the truth), "nearest" for objective weights.  Values within
-    1e-6 of an integer after scaling count as that integer: float noise must not turn
-    an exact 30 ms call into 31.
-    """
-    v = np.asarray(values, dtype=np.float64) * scale
-    if rounding == "up":
-        out = np.ceil(v - 1e-6)
-    elif rounding == "down":
-        out = np.floor(v + 1e-6)
-    else:
-        out = np.rint(v)
-    return out.astype(np.int64)
 
 
 @dataclass(frozen=True)

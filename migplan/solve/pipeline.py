@@ -177,16 +177,13 @@ def plan(
             budget.used + SMALL_REPAIR_SHARE * (budget.work - budget.used),
             budget.used + SMALL_REPAIR_MAX_WORK,
         )
-    run.live = repair_budget  # the progress bar moves with the repair's own charges
-    repaired = feasibility.repair(
-        problem,
-        start,
-        repair_budget,
-        rng,
-        on_step=lambda w, v: run.report("feasibility", objective_value(problem, w), v.count),
-    )
-    budget.absorb(repair_budget)
-    run.live = None
+    repaired = _repair(run, problem, start, repair_budget, rng)
+    if not small and repaired.violations.count > 0 and not budget.exhausted():
+        # without a plan the improvement's reserve is idle: the repair goes on with it
+        more = _repair(run, problem, repaired.waves, budget.child(1.0), rng)
+        repaired = feasibility.RepairResult(
+            more.waves, more.violations, repaired.steps + more.steps, repaired.accepted + more.accepted
+        )
     run.end(
         "feasibility",
         objective_value(problem, repaired.waves),
@@ -230,6 +227,23 @@ def plan(
     )
     status = "interrupted" if budget.stop.is_set() else "feasible"
     return _finish(run, problem, improved.waves, status, (), risk_weight, forced)
+
+
+def _repair(
+    run: _Run, problem: Problem, start: IntArray, stage: Budget, rng: np.random.Generator
+) -> feasibility.RepairResult:
+    """Stage 3 within ``stage`` (a child of the run's budget, absorbed back when done)."""
+    run.live = stage  # the progress bar moves with the repair's own charges
+    repaired = feasibility.repair(
+        problem,
+        start,
+        stage,
+        rng,
+        on_step=lambda w, v: run.report("feasibility", objective_value(problem, w), v.count),
+    )
+    run.budget.absorb(stage)
+    run.live = None
+    return repaired
 
 
 def _construct(run: _Run, problem: Problem) -> IntArray:

@@ -27,6 +27,7 @@ from scipy.sparse.linalg import eigsh
 from migplan import metrics
 from migplan.model import RESOURCES, BoolArray, FloatArray, IntArray, Inventory
 from migplan.solve.blocks import Blocks
+from migplan.solve.integers import scaled
 
 _DENSE_EIGEN_MAX = 800  # components up to this size: dense eigh (exact, fast enough)
 EXACT_ORDER_MAX_PARTS = 14  # 2^14·14 DP steps: instant; above that a greedy order
@@ -151,10 +152,12 @@ def scale_to_int(load: FloatArray, capacity: FloatArray) -> tuple[IntArray, IntA
     integral = bool(np.all(load == np.round(load)))
     total = float(load.sum())
     scale = 1.0 if integral or total <= 0 else 1e6 / total
-    w = np.ceil(load * scale - 1e-9).astype(np.int64)
-    total_int = int(w.sum())
-    cap = np.where(np.isfinite(capacity), np.floor(np.asarray(capacity) * scale + 1e-9), total_int)
-    return w, np.maximum(cap, 0).astype(np.int64)
+    w = scaled(load, scale, "up")
+    capacity = np.asarray(capacity, dtype=np.float64)
+    finite = np.isfinite(capacity)
+    cap = np.full(capacity.shape, int(w.sum()), dtype=np.int64)
+    cap[finite] = scaled(capacity[finite], scale, "down")
+    return w, np.maximum(cap, 0)
 
 
 def prefix_cuts(graph: sp.csr_matrix, order: IntArray) -> FloatArray:
