@@ -173,7 +173,12 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytes
     calls: list[tuple[float, float]] = []
 
     def stuck(
-        problem: Problem, waves: IntArray, budget: Budget, rng: np.random.Generator, on_step: object = None
+        problem: Problem,
+        waves: IntArray,
+        budget: Budget,
+        rng: np.random.Generator,
+        on_step: object = None,
+        workers: int = 1,
     ) -> feasibility.RepairResult:
         calls.append((budget.used, budget.work))
         budget.charge(budget.work - budget.used)  # spends its stage and removes nothing

@@ -240,6 +240,7 @@ def _repair(
         stage,
         rng,
         on_step=lambda w, v: run.report("feasibility", objective_value(problem, w), v.count),
+        workers=run.options.workers,
     )
     run.budget.absorb(stage)
     run.live = None
