@@ -25,3 +25,25 @@ def test_lns_improves_the_planted_plan_repeatably() -> None:
     assert runs[0].objective <= objective_units(problem, start)
     assert runs[0].objective == objective_units(problem, runs[0].waves)
     assert violations(problem, runs[0].waves).count == 0
+
+
+def test_balls_are_centred_where_the_chatty_cost_is_paid() -> None:
+    """Half the balls start at a block drawn by the cost of its split calls, not uniformly."""
+    from migplan.solve.lns import GUIDED_SHARE, _ball_centre
+
+    inv = generate_estate(250, 2).inventory
+    _, problem = planner_problem(inv)
+    waves = np.ones(problem.count, dtype=np.int64)
+    heaviest = int(np.argmax(problem.weight))
+    moved = int(problem.ev[heaviest])
+    waves[moved] = 2  # the only block moved: its calls are the only split ones
+    paying = (
+        {moved}
+        | set(problem.eu[problem.ev == moved].tolist())
+        | set(problem.ev[problem.eu == moved].tolist())
+    )
+    rng = np.random.default_rng(0)
+    draws = [_ball_centre(problem, waves, rng) for _ in range(400)]
+    share = sum(d in paying for d in draws) / len(draws)
+    uniform = len(paying) / problem.count
+    assert share > GUIDED_SHARE * 0.8 > 3 * uniform
