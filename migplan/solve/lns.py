@@ -8,7 +8,7 @@ feasible plan no worse than its start; a strictly better one is kept.
 
 Half the balls are centred on a block drawn in proportion to the chatty cost of its
 split calls.  On the NetEase dataset at the default budget of ``--time-limit 60`` this
-lowered the objective on 8 of seeds 0-9 (mean 2.21 M against 2.33 M, same run); on
+lowered the objective on 8 of seeds 0-9 (mean 2.21 M against 2.33 M, run one after the other); on
 generated 200- and 2,000-app estates (seeds 0, 1) it was within noise (0.97-1.11).
 """
 
