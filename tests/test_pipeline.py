@@ -194,3 +194,46 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytes
     assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)
     stage = next(s for s in result.stages if s["name"] == "feasibility")
     assert stage["steps"] == 6 and stage["accepted"] == 2
+
+
+def test_a_plan_the_model_rounds_into_a_violation_is_kept_when_every_budget_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model takes a dropped 0.9 ms call off a's 100 ms budget; the real latency is 99.3 ms."""
+    from conftest import planner_problem
+
+    from migplan.model import IntArray, Plan
+    from migplan.solve import explain, feasibility, pipeline
+    from migplan.solve.cpsat import Problem, violations
+    from migplan.solve.search import Budget
+
+    apps = [App("a", 1, latency_budget_ms=100), App("b", 1), App("c", 1), App("x", 1)]
+    deps = [
+        Dependency("a", "b", 10, calls_per_request=3.31),
+        Dependency("a", "c", 10, calls_per_request=0.03),
+    ]
+    inv = _inv(apps, deps, waves=2, capacity_apps=2.0, risk_weight=0.0)
+    marginal = np.array([1, 2, 1, 2])  # a -> b split (99.3 ms), a -> c not
+    _, problem = planner_problem(inv)
+    assert violations(problem, marginal).count > 0
+    assert metrics.evaluate(inv, Plan.from_array(marginal, 2)).feasible
+
+    def stuck(
+        problem: Problem,
+        waves: IntArray,
+        budget: Budget,
+        rng: np.random.Generator,
+        on_step: object = None,
+        workers: int = 1,
+    ) -> feasibility.RepairResult:
+        return feasibility.RepairResult(marginal, violations(problem, marginal), 1, 0)
+
+    def no_explanation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a feasible plan needs no explanation")
+
+    monkeypatch.setattr(feasibility, "repair", stuck)
+    monkeypatch.setattr(explain, "explain", no_explanation)
+    monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 0)  # through the large-estate path
+    result = plan(inv, PlanOptions(time_limit=30, work_limit=1, workers=1))
+    assert result.status == "feasible"
+    assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible
