@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import RunMigplan, WriteInventory
 
 from migplan.generate import generate_estate
@@ -81,6 +82,30 @@ def test_bad_input_exits_2(write_inventory: WriteInventory, migplan_cli: RunMigp
     assert "Traceback" not in result.stderr
     bad_option = migplan_cli("plan", folder, "--out", tmp_path / "plan", "--time-limit", "-3")
     assert bad_option.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("plan", "--seed", "-1"),  # numpy rejected it with a traceback
+        ("plan", "--seed", "4294967296"),  # beyond CP-SAT's 32-bit seed
+        ("plan", "--time-limit", "nan"),  # click's FloatRange lets nan through
+        ("plan", "--time-limit", "inf"),
+        ("plan", "--work-limit", "nan"),
+        ("generate", "--seed", "-1"),
+        ("generate", "--apps", "1000000000"),  # would run out of memory, not fail
+    ],
+)
+def test_hostile_numbers_on_the_command_line_exit_2_naming_the_option(
+    command: str, option: str, value: str, migplan_cli: RunMigplan, tiny_dir: Path, tmp_path: Path
+) -> None:
+    target = [tiny_dir, "--out", tmp_path / "plan"] if command == "plan" else ["--out", tmp_path / "g"]
+    if command == "generate" and option != "--apps":
+        target += ["--apps", "40"]
+    result = migplan_cli(command, *target, option, value)
+    assert result.returncode == 2
+    assert option in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "plan").exists() and not (tmp_path / "g").exists()
 
 
 def _interrupt(tmp_path: Path, n_apps: int, after: float) -> tuple[subprocess.Popen[str], str, float, Path]:

@@ -6,6 +6,7 @@ stream is a terminal, so piped output and tests see plain text.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,22 @@ PRINT_LIMIT = 200
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SEED = click.IntRange(0, 2**31 - 1)  # numpy wants it non-negative, CP-SAT takes 32 bits
+MAX_SECONDS = 1e6  # about 11 days: anything larger is a typo, and inf breaks the budgets
+
+
+class PositiveSeconds(click.FloatRange):
+    """A finite number in (0, MAX_SECONDS]: click's FloatRange lets nan through."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True, max=MAX_SECONDS)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def fail(code: int, message: str) -> NoReturn:

@@ -22,6 +22,8 @@ import click
 from migplan.cli import main
 from migplan.cli.common import (
     EXIT_INFEASIBLE,
+    SEED,
+    PositiveSeconds,
     file_errors_exit,
     inventory_argument,
     is_terminal,
@@ -45,16 +47,16 @@ if TYPE_CHECKING:
 @scenario_options
 @click.option(
     "--time-limit",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     default=60.0,
     show_default=True,
     help="Wall-clock cap in seconds.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same plan).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same plan).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="CP-SAT threads.")
 @click.option(
     "--work-limit",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     default=None,
     help="Deterministic work budget (CP-SAT deterministic seconds); default from --time-limit.",
 )
