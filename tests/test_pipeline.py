@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,12 +13,33 @@ from hypothesis import strategies as st
 
 from migplan import metrics
 from migplan.generate import generate_estate
-from migplan.model import App, Dependency, Inventory, Scenario
+from migplan.model import App, Dependency, IntArray, Inventory, Scenario
+from migplan.solve import feasibility
+from migplan.solve.cpsat import Problem, violations
 from migplan.solve.pipeline import PlanOptions, Progress, plan
+from migplan.solve.search import Budget
+
+RepairBody = Callable[[Problem, IntArray, Budget], feasibility.RepairResult]
 
 
 def _inv(apps: list[App], deps: list[Dependency], **scenario: object) -> Inventory:
     return Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
+
+
+def _repair_stub(body: RepairBody) -> Callable[..., feasibility.RepairResult]:
+    """A stand-in for ``feasibility.repair`` with its signature; ``body`` says what it does."""
+
+    def stub(
+        problem: Problem,
+        waves: IntArray,
+        budget: Budget,
+        rng: np.random.Generator,
+        on_step: object = None,
+        workers: int = 1,
+    ) -> feasibility.RepairResult:
+        return body(problem, waves, budget)
+
+    return stub
 
 
 def test_small_estate_is_proven_optimal_with_zero_gap() -> None:
@@ -165,26 +187,16 @@ def test_progress_fraction_moves_during_the_feasibility_stage() -> None:
 
 def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a plan the improvement stage never runs: its share of the work goes to the repair."""
-    from migplan.model import IntArray
-    from migplan.solve import feasibility, pipeline
-    from migplan.solve.cpsat import Problem, violations
-    from migplan.solve.search import Budget
+    from migplan.solve import pipeline
 
     calls: list[tuple[float, float]] = []
 
-    def stuck(
-        problem: Problem,
-        waves: IntArray,
-        budget: Budget,
-        rng: np.random.Generator,
-        on_step: object = None,
-        workers: int = 1,
-    ) -> feasibility.RepairResult:
+    def stuck(problem: Problem, waves: IntArray, budget: Budget) -> feasibility.RepairResult:
         calls.append((budget.used, budget.work))
         budget.charge(budget.work - budget.used)  # spends its stage and removes nothing
         return feasibility.RepairResult(waves, violations(problem, waves), 3, 1)
 
-    monkeypatch.setattr(feasibility, "repair", stuck)
+    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
     inv = generate_estate(300, 4).inventory
     result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1))
     assert result.status == "no-plan-found"
@@ -202,10 +214,8 @@ def test_a_plan_the_model_rounds_into_a_violation_is_kept_when_every_budget_hold
     """The model takes a dropped 0.9 ms call off a's 100 ms budget; the real latency is 99.3 ms."""
     from conftest import planner_problem
 
-    from migplan.model import IntArray, Plan
-    from migplan.solve import explain, feasibility, pipeline
-    from migplan.solve.cpsat import Problem, violations
-    from migplan.solve.search import Budget
+    from migplan.model import Plan
+    from migplan.solve import explain, pipeline
 
     apps = [App("a", 1, latency_budget_ms=100), App("b", 1), App("c", 1), App("x", 1)]
     deps = [
@@ -218,20 +228,13 @@ def test_a_plan_the_model_rounds_into_a_violation_is_kept_when_every_budget_hold
     assert violations(problem, marginal).count > 0
     assert metrics.evaluate(inv, Plan.from_array(marginal, 2)).feasible
 
-    def stuck(
-        problem: Problem,
-        waves: IntArray,
-        budget: Budget,
-        rng: np.random.Generator,
-        on_step: object = None,
-        workers: int = 1,
-    ) -> feasibility.RepairResult:
+    def stuck(problem: Problem, waves: IntArray, budget: Budget) -> feasibility.RepairResult:
         return feasibility.RepairResult(marginal, violations(problem, marginal), 1, 0)
 
     def no_explanation(*args: object, **kwargs: object) -> None:
         raise AssertionError("a feasible plan needs no explanation")
 
-    monkeypatch.setattr(feasibility, "repair", stuck)
+    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
     monkeypatch.setattr(explain, "explain", no_explanation)
     monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 0)  # through the large-estate path
     result = plan(inv, PlanOptions(time_limit=30, work_limit=1, workers=1))
