@@ -70,11 +70,7 @@ def repair(
     steps = accepted = 0
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
     while state.count > 0 and not budget.exhausted():
-        row, free, window = _neighbourhood(problem, current, state, failures, rng)
-        # attempts on a row cycle: plain ball, ball where other budgets may absorb some excess
-        # (for a larger total drop), seeds plus all their neighbours, the two waves at the cut
-        trade = row is not None and failures[row] % ATTEMPT_KINDS == 1
-        options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=trade, window=window)
+        row, free, options = _neighbourhood(problem, current, state, failures, rng)
         found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK, workers)
         steps += 1
         after = violations(problem, found) if found is not None else None
@@ -98,18 +94,27 @@ def repair(
 
 def _neighbourhood(
     problem: Problem, waves: IntArray, state: Violations, failures: IntArray, rng: np.random.Generator
-) -> tuple[int | None, IntArray, tuple[int, int] | None]:
-    """(latency row or None, free blocks, wave window or None) around one violated instance."""
+) -> tuple[int | None, IntArray, ModelOptions]:
+    """(latency row or None, free blocks, sub-model options) around one violated instance.
+
+    Attempts on a row cycle with its failures: plain ball, ball where other budgets may
+    absorb some excess (for a larger total drop), seeds plus all their neighbours, the
+    two waves at the cut.
+    """
     others = state.count - int(np.count_nonzero(state.latency))
     # latency rows and other violated instances take turns in proportion to their counts
     row = None if rng.random() * state.count < others else _pick_row(state, failures, rng)
     seeds = _latency_seeds(problem, row) if row is not None else _other_seeds(problem, waves, state, rng)
     kind = failures[row] % ATTEMPT_KINDS if row is not None else 0
-    if row is not None and kind == 2:
-        return row, _with_neighbours(problem, seeds, rng), None
-    if row is not None and kind == 3:
-        return row, *_at_cut(problem, waves, state, row, seeds, rng)
-    return row, ball(problem, seeds, len(seeds) + int(rng.integers(EXTRA[0], EXTRA[1] + 1)), rng), None
+    window: tuple[int, int] | None = None
+    if kind == 2:
+        free = _with_neighbours(problem, seeds, rng)
+    elif kind == 3 and row is not None:
+        free, window = _at_cut(problem, waves, state, row, seeds, rng)
+    else:
+        free = ball(problem, seeds, len(seeds) + int(rng.integers(EXTRA[0], EXTRA[1] + 1)), rng)
+    options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=kind == 1, window=window)
+    return row, free, options
 
 
 def _at_cut(
@@ -172,7 +177,6 @@ def _latency_seeds(problem: Problem, r: int) -> IntArray:
 
 def _other_seeds(problem: Problem, waves: IntArray, state: Violations, rng: np.random.Generator) -> IntArray:
     """Blocks involved in a violated capacity, link, risk, rule or range instance."""
-    K = problem.K
     candidates: list[IntArray] = []
     for res, over in state.capacity.items():
         for j in np.flatnonzero(over > 0):
@@ -199,5 +203,4 @@ def _other_seeds(problem: Problem, waves: IntArray, state: Violations, rng: np.r
     if not candidates:
         return rng.integers(problem.count, size=1)
     pick = candidates[int(rng.integers(len(candidates)))]
-    del K
     return np.unique(pick).astype(np.int64)
