@@ -468,14 +468,14 @@ def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: 
     wm = WaveModel(cp_model.CpModel(), problem, np.asarray(base, dtype=np.int64).copy(), free_arr)
     current = violations(problem, wm.base) if options.soft else None
     _add_wave_literals(wm, options)
-    split = _add_splits(wm, _touched_edges(problem, free_arr))
+    base_splits = splits(problem, wm.base).astype(np.int64)
+    split = _add_splits(wm, _touched_edges(problem, free_arr), base_splits)
     if options.assumptions and not options.ranges:
         add_pins_and_windows(wm)
     add_capacity(wm, options, current)
     add_before(wm, options, current)
     add_apart(wm, options, current)
     add_callees_first(wm, options, current)
-    base_splits = splits(problem, wm.base).astype(np.int64)
     add_link(wm, split, base_splits, options, current)
     add_max_risk(wm, options, current)
     add_latency_budgets(wm, split, base_splits, options, current)
@@ -535,22 +535,20 @@ class SplitTable:
 
     def expr(self, cols: IntArray, coefs: IntArray, k: int) -> Term:
         """sum_j coefs[j] * s[edges[cols[j]], k] as a constant or a linear expression."""
-        var, sign = self.var[cols, k - 1], self.sign[cols, k - 1]
-        constant = int(coefs @ self.const[cols, k - 1])
+        var, sign, const = self.var[cols, k - 1], self.sign[cols, k - 1], self.const[cols, k - 1]
+        return self._weighted(var, coefs * sign, int(coefs @ const))
+
+    def total(self, coefs: IntArray) -> Term:
+        """sum_e sum_k coefs[e] * s[e,k] over every touched edge and period."""
+        constant = int((coefs[:, None] * self.const).sum())
+        return self._weighted(self.var, coefs[:, None] * self.sign, constant)
+
+    def _weighted(self, var: IntArray, weights: IntArray, constant: int) -> Term:
+        """constant + sum of weights x lits[var] over the entries with a variable (var >= 0)."""
         live = var >= 0
         if not live.any():
             return constant
         terms = [self.lits[i] for i in var[live].tolist()]
-        return cp_model.LinearExpr.weighted_sum(terms, (coefs[live] * sign[live]).tolist()) + constant
-
-    def total(self, coefs: IntArray) -> Term:
-        """sum_e sum_k coefs[e] * s[e,k] over every touched edge and period."""
-        weights = coefs[:, None] * self.sign
-        constant = int((coefs[:, None] * self.const).sum())
-        live = self.var >= 0
-        if not live.any():
-            return constant
-        terms = [self.lits[i] for i in self.var[live].tolist()]
         return cp_model.LinearExpr.weighted_sum(terms, weights[live].tolist()) + constant
 
 
@@ -577,7 +575,7 @@ def _literal_arrays(wm: WaveModel, blocks: IntArray) -> tuple[IntArray, IntArray
     return var, const, lits
 
 
-def _add_splits(wm: WaveModel, edges: IntArray) -> SplitTable:
+def _add_splits(wm: WaveModel, edges: IntArray, base_splits: IntArray) -> SplitTable:
     """s[e,k] >= |x[u,k] - x[v,k]| per touched edge; an edge to a fixed block is a plain literal."""
     p, m = wm.problem, wm.model
     ends, where = np.unique(np.concatenate([p.eu[edges], p.ev[edges]]), return_inverse=True)
@@ -593,14 +591,12 @@ def _add_splits(wm: WaveModel, edges: IntArray) -> SplitTable:
     sign[both_const] = 0
     both_var = (vu >= 0) & (vv >= 0)
     const[both_var], sign[both_var] = 0, 1
-    base_u = wm.base[p.eu[edges]][:, None] <= np.arange(1, p.K)[None, :]
-    base_v = wm.base[p.ev[edges]][:, None] <= np.arange(1, p.K)[None, :]
     for i, k in zip(*np.nonzero(both_var), strict=True):
         xu, xv = lits[vu[i, k]], lits[vv[i, k]]
         s = m.new_bool_var(f"s{int(edges[i])}_{int(k) + 1}")
         m.add_bool_or([xu.Not(), xv, s])  # s >= xu - xv
         m.add_bool_or([xv.Not(), xu, s])  # s >= xv - xu
-        wm.hint(s, int(base_u[i, k] != base_v[i, k]))
+        wm.hint(s, int(base_splits[edges[i], k]))
         var[i, k] = len(lits)
         lits.append(s)
     return SplitTable(edges, var, sign, const, lits)
