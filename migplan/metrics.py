@@ -46,6 +46,10 @@ from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, I
 REL_TOL = 1e-9  # relative tolerance of every "over the limit" comparison (see module doc)
 DIVERGENCE_TOL = 1e-9  # a cycle with spectral radius >= 1 - this is treated as unbounded
 DENSE_EIG_MAX = 300  # SCCs up to this size get dense eigenvalues; larger ones ARPACK
+# latency coefficients (one per app and sync call it reaches) the planner may build: it needs
+# about 100 bytes per coefficient at its peak (a deep graph of 4,000 services: 2.7 GB), so this
+# keeps it under about 8 GB; beyond it LatencyModelTooLargeError says so before memory runs out
+MAX_COEFFICIENTS = 80_000_000
 
 VIOLATION_KINDS = (
     "wave",
@@ -327,6 +331,17 @@ def added_latency(inv: Inventory, waves: IntArray) -> FloatArray:
     return _solve_latency(latency_model(inv), split_matrix(inv, waves))
 
 
+class LatencyModelTooLargeError(Exception):
+    """The coefficient matrix would pass MAX_COEFFICIENTS (raised while it is built, not after)."""
+
+    def __init__(self, entries: int, apps_done: int, apps: int, limit: int) -> None:
+        self.entries, self.apps_done, self.apps, self.limit = entries, apps_done, apps, limit
+        super().__init__(
+            f"the latency model needs more than {limit:,} coefficients (one per app and sync call it"
+            f" reaches): {entries:,} after {apps_done:,} of {apps:,} apps"
+        )
+
+
 @dataclass(frozen=True)
 class LatencyCoefficients:
     """Added latency as a linear function of the splits: E[:, k] = matrix @ split[:, k].
@@ -416,7 +431,7 @@ def _block_inverse(C: sp.csr_matrix, rows: IntArray, comp: IntArray) -> sp.csr_m
     )
 
 
-def _build_coefficients(inv: Inventory, tol_ms: float) -> LatencyCoefficients:
+def _build_coefficients(inv: Inventory, tol_ms: float, limit: int) -> LatencyCoefficients:
     model = latency_model(inv)
     n, m = inv.n, inv.m
     unbounded = model.unbounded_apps
@@ -438,6 +453,7 @@ def _build_coefficients(inv: Inventory, tol_ms: float) -> LatencyCoefficients:
     # multiplies against O(log depth) chunks and every row is re-stacked O(log depth) times.
     chunks: list[tuple[int, sp.csr_matrix]] = []
     dropped_perm = np.zeros(n)
+    entries = 0
     for lv in range(int(level.max()) + 1):
         lo, hi = int(bounds[lv]), int(bounds[lv + 1])
         rows = order[lo:hi]
@@ -457,6 +473,9 @@ def _build_coefficients(inv: Inventory, tol_ms: float) -> LatencyCoefficients:
             )
             block.data[small] = 0.0
         block.eliminate_zeros()
+        entries += block.nnz
+        if entries > limit:
+            raise LatencyModelTooLargeError(entries, hi, n, limit)
         dropped_perm[lo:hi] = dropped
         chunks.append((lo, block))
         while len(chunks) > 1 and chunks[-2][1].shape[0] <= chunks[-1][1].shape[0]:
@@ -469,15 +488,19 @@ def _build_coefficients(inv: Inventory, tol_ms: float) -> LatencyCoefficients:
     return LatencyCoefficients(matrix, dropped_done[pos], unbounded, unb_edges, float(tol_ms))
 
 
-def latency_coefficients(inv: Inventory, tol_ms: float = 0.0) -> LatencyCoefficients:
+def latency_coefficients(
+    inv: Inventory, tol_ms: float = 0.0, limit: int | None = None
+) -> LatencyCoefficients:
     """L (n x m) with added latency of a in period k = Σ_e L[a, e]·split_k(e), L = rtt·(I−C)^-1·B.
 
     Built by reachability, callees first: row L[a] = rtt·B[a] + Σ_b C[a, b]·L[b], one level
     of the SCC condensation at a time (a cyclic SCC gets its small dense inverse), so the
     cost follows the number of (app, reachable edge) pairs, never n².  Cached per tol_ms.
+    Raises LatencyModelTooLargeError once the pairs pass ``limit`` (default MAX_COEFFICIENTS).
     """
     key = f"_migplan_latency_coefficients_{float(tol_ms)!r}"
-    return _cached(inv, key, lambda i: _build_coefficients(i, float(tol_ms)))
+    most = MAX_COEFFICIENTS if limit is None else limit
+    return _cached(inv, key, lambda i: _build_coefficients(i, float(tol_ms), most))
 
 
 # ---------------------------------------------------------------------------------------------

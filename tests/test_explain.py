@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from migplan.model import App, Dependency, Finding, Inventory, Rule, Scenario
+from migplan.solve import explain as explain_module
 from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import build_problem
 from migplan.solve.explain import explain
@@ -95,3 +98,15 @@ def test_calls_below_a_divergent_cycle_are_named_when_they_bind() -> None:
     assert found[0].code == "infeasible"
     note = next(f for f in found if f.code == "core-unbounded-latency")
     assert "b → c" in note.message and "unbounded" in note.message
+
+
+def test_a_proof_model_too_large_to_build_in_time_is_declined_with_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    apps = [App("a", 1, latency_budget_ms=40, pinned_wave=1), App("b", 1, pinned_wave=3)]
+    inv = _inv(apps, [Dependency("a", "b", 10, calls_per_request=2)], waves=3)
+    assert why(inv)[0].code == "infeasible"  # proven when the model is small enough
+    monkeypatch.setattr(explain_module, "EXPLAIN_MAX_TERMS", 1)  # 1 coefficient x 2 periods
+    (finding,) = why(inv)
+    assert finding.code == "no-plan-found"
+    assert "2 terms" in finding.message

@@ -519,3 +519,19 @@ def test_coefficients_agree_on_a_deep_estate(seed: int, divergent: bool) -> None
             B[inv.caller, np.arange(inv.m)] = cpr
             expected = np.linalg.solve(np.eye(inv.n) - C, 30.0 * B @ split)
             np.testing.assert_allclose(lat, expected, rtol=1e-8, atol=1e-8)
+
+
+def _chain(n: int) -> Inventory:
+    """n apps calling down a chain: app i reaches the n - 1 - i calls below it."""
+    apps = tuple(App(f"s{i}", 1.0) for i in range(n))
+    deps = tuple(Dependency(f"s{i}", f"s{i + 1}", 1.0) for i in range(n - 1))
+    return Inventory(apps, deps, Scenario(waves=2))
+
+
+def test_coefficients_past_the_limit_stop_with_the_count_instead_of_filling_memory() -> None:
+    entries = 20 * 19 // 2  # every app reaches every call below it
+    assert metrics.latency_coefficients(_chain(20), limit=entries).nnz == entries
+    with pytest.raises(metrics.LatencyModelTooLargeError) as raised:
+        metrics.latency_coefficients(_chain(20), limit=entries - 1)
+    assert raised.value.limit == entries - 1 and raised.value.entries > entries - 1
+    assert f"more than {entries - 1:,} coefficients" in str(raised.value)

@@ -240,3 +240,16 @@ def test_a_plan_the_model_rounds_into_a_violation_is_kept_when_every_budget_hold
     result = plan(inv, PlanOptions(time_limit=30, work_limit=1, workers=1))
     assert result.status == "feasible"
     assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible
+
+
+def test_an_estate_past_the_coefficient_limit_gets_a_finding_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    apps = [App(f"s{i}", 1) for i in range(12)]
+    deps = [Dependency(f"s{i}", f"s{i + 1}", 1) for i in range(11)]
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 30)  # the chain has 66
+    result = plan(_inv(apps, deps, waves=3), PlanOptions(time_limit=10))
+    assert result.status == "no-plan-found" and result.plan is None
+    (finding,) = result.explanation
+    assert finding.code == "latency-model-too-large"
+    assert "more than 30 coefficients" in finding.message

@@ -86,11 +86,7 @@ def plan_command(
         result = _plan_in_thread(inv, options, show, stop)
     if result.plan is None or result.evaluation is None:
         print_findings(result.explanation)
-        reason = {
-            "infeasible": "no feasible plan exists (proven)",
-            "interrupted": "interrupted before a feasible plan was found",
-        }.get(result.status) or _limit_reached(result, time_limit)
-        click.echo(f"error: {reason}; nothing was written", err=True)
+        click.echo(f"error: {_why_no_plan(result, time_limit)}; nothing was written", err=True)
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)
     with file_errors_exit("write"):
@@ -125,6 +121,17 @@ def _plan_in_thread(
     if errors:
         raise errors[0]
     return box[0]
+
+
+def _why_no_plan(result: PlanResult, time_limit: float) -> str:
+    """The one-line reason for exit 1: proven, interrupted, too large to model, or a limit reached."""
+    if result.status == "infeasible":
+        return "no feasible plan exists (proven)"
+    if result.status == "interrupted":
+        return "interrupted before a feasible plan was found"
+    if any(f.code == "latency-model-too-large" for f in result.explanation):
+        return "the estate's latency model is beyond the planner's memory limit (see above)"
+    return _limit_reached(result, time_limit)
 
 
 def _limit_reached(result: PlanResult, time_limit: float) -> str:

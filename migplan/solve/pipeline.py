@@ -151,7 +151,11 @@ def plan(
     rng = np.random.default_rng(options.seed)
 
     run.begin("blocks")
-    latency = latency_matrix(inv)
+    try:
+        latency = latency_matrix(inv)
+    except metrics.LatencyModelTooLargeError as err:
+        no_forced = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return _finish(run, None, None, "no-plan-found", (_too_large(err),), risk_weight, no_forced)
     blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
     problem = build_problem(inv, blocks, risk_weight, latency)
     run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]))
@@ -301,6 +305,18 @@ def _solve_small(
     return _finish(run, problem, outcome.waves, status, (), risk_weight, forced)
 
 
+def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
+    """The memory limit in the user's terms, with what they can do about it."""
+    return Finding(
+        "error",
+        "latency-model-too-large",
+        f"{err}; the planner stops here rather than run out of memory (it needs about 100 bytes"
+        " per coefficient). The call graph is deep: most apps reach most calls below them."
+        " Plan the estate in parts (e.g. one domain at a time, pinning the other parts' apps),"
+        " or mark calls that are not on a request's critical path sync=false",
+    )
+
+
 def _evaluate(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[Plan, metrics.Evaluation]:
     """The app plan of a block plan and ``metrics.evaluate``'s verdict on it (the truth, not the model's)."""
     candidate = Plan.from_array(problem.blocks.expand(block_waves), inv.K)
@@ -360,7 +376,7 @@ def _left_over(evaluation: metrics.Evaluation) -> tuple[Finding, ...]:
 
 def _finish(
     run: _Run,
-    problem: Problem,
+    problem: Problem | None,
     block_waves: IntArray | None,
     status: Status,
     explanation: tuple[Finding, ...],
@@ -372,7 +388,7 @@ def _finish(
     plan_out: Plan | None = None
     evaluation = None
     objective = lower = gap = None
-    if block_waves is not None:
+    if block_waves is not None and problem is not None:
         candidate, evaluation = _evaluate(inv, problem, block_waves)
         if evaluation.feasible:
             plan_out = candidate
@@ -397,7 +413,7 @@ def _finish(
         "wall_clock_cut": budget.wall_cut,
         "risk_weight": risk_weight,
         "ortools": importlib.metadata.version("ortools"),
-        "blocks": problem.count,
+        "blocks": problem.count if problem is not None else None,
         "unsplittable_calls_contracted": len(forced[0]),
         "objective": objective,
         "lower_bound": lower,

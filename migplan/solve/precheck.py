@@ -27,9 +27,6 @@ from migplan.solve.blocks import Blocks, same_wave_pairs
 SHOW = 5  # items listed in one message before "and N more"
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
 REL_TOL = 1e-6  # relative margin to count as over a limit: wider than metrics' 1e-9, so noise never proves
-# coefficients below this share of rtt are dropped: L only shrinks, so the bound stays a lower bound;
-# the same share as solve.cpsat, so metrics' cached matrix is shared with the planner
-LATENCY_TOL_SHARE = 0.001
 
 
 def precheck(inv: Inventory, blocks: Blocks) -> tuple[Finding, ...]:
@@ -831,7 +828,8 @@ def _latency_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
     sync_forced = forced & inv.edge_sync[:, None] & (inv.edge_calls[:, None] > 0)
     if not sync_forced.any() or inv.scenario.rtt_ms <= 0:
         return []
-    coef = metrics.latency_coefficients(inv, LATENCY_TOL_SHARE * inv.scenario.rtt_ms).matrix
+    # every coefficient (tol 0): the matrix metrics caches for the planner, not a second copy
+    coef = metrics.latency_coefficients(inv).matrix
     lat = np.asarray(coef @ sync_forced.astype(np.float64))  # (n, K-1) ms, a lower bound
     budget = inv.budgets[:, None]
     over = _exceeds(lat, budget)
