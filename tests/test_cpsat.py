@@ -273,20 +273,3 @@ def test_sub_model_objective_moves_exactly_like_the_chatty_cost(seed: int) -> No
         values.append(round(solver.objective_value))  # an integer objective, returned as a float
     chatty = [int(problem.weight @ np.abs(p[problem.eu] - p[problem.ev])) for p in (base, target)]
     assert values[1] - values[0] == chatty[1] - chatty[0]
-
-
-def test_a_rigid_group_moves_by_one_shift_across_several_waves() -> None:
-    """a, b (waves 1, 2) both call c (wave 4) hard: free, they would join c; rigid, they keep
-    their one-wave gap and shift two waves at once, as far as b can go."""
-    apps = [App(x, 1.0) for x in "abc"]
-    deps = [Dependency("a", "c", 10), Dependency("b", "c", 10), Dependency("a", "b", 1)]
-    inv = _inv(apps, deps, waves=4)
-    problem = build_problem(inv, build_blocks(inv), 0.0)
-    base = np.array([1, 2, 4])
-    loose, _ = solve(build_model(problem, base, [0, 1], ModelOptions()), deterministic_time=5, wall_time=10)
-    assert loose.waves is not None and loose.waves.tolist() == [4, 4, 4]
-    wm = build_model(problem, base, [0, 1], ModelOptions(rigid=((0, 1),)))
-    rigid, _ = solve(wm, deterministic_time=5, wall_time=10)
-    assert rigid.status == "optimal" and rigid.waves is not None
-    assert rigid.waves.tolist() == [3, 4, 4]
-    assert metrics.chatty_cost(inv, rigid.waves) == 11

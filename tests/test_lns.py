@@ -47,31 +47,3 @@ def test_balls_are_centred_where_the_chatty_cost_is_paid() -> None:
     share = sum(d in paying for d in draws) / len(draws)
     uniform = len(paying) / problem.count
     assert share > GUIDED_SHARE * 0.8 > 3 * uniform
-
-
-def test_community_moves_shift_each_community_whole_and_keep_the_plan_feasible() -> None:
-    """Communities share a wave; a step moves each one by a single shift, never apart."""
-    from migplan.solve.lns import Communities
-    from migplan.solve.search import sub_solve
-
-    estate = generate_estate(250, 2)
-    blocks, problem = planner_problem(estate.inventory)
-    start = estate.planted.array[np.asarray([m[0] for m in blocks.members])]
-    rng = np.random.default_rng(0)
-    free, options = Communities(problem).neighbourhood(start, rng)
-    members = np.concatenate([np.asarray(g) for g in options.rigid])
-    assert len(members) == len(np.unique(members)) and np.array_equal(np.sort(members), free)
-    assert all(len(set(start[list(g)].tolist())) == 1 for g in options.rigid)
-    assert sum(len(g) > 1 for g in options.rigid) > 0  # not only singletons
-    found = None
-    for _ in range(5):  # until some community moves
-        found = sub_solve(problem, start, free, options, Budget.start(2, 60, None), rng, 1.0)
-        assert found is not None
-        if np.any(found != start):
-            break
-        free, options = Communities(problem).neighbourhood(start, rng)
-    assert found is not None and np.any(found != start)
-    for group in options.rigid:
-        assert len(set((found[list(group)] - start[list(group)]).tolist())) == 1
-    assert violations(problem, found).count == 0
-    assert objective_units(problem, found) <= objective_units(problem, start)

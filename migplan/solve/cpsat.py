@@ -460,7 +460,6 @@ class ModelOptions:
     trade: bool = False  # soft: latency rows may also gain (penalised) excess, for a larger total drop
     chatty: bool = True  # False: with soft constraints, minimise the violation alone (fast repair)
     ranges: bool = True  # False (with assumptions): pins and windows become assumptions
-    rigid: tuple[tuple[int, ...], ...] = ()  # groups of free blocks that all move by one shift
 
 
 def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: ModelOptions) -> WaveModel:
@@ -487,36 +486,18 @@ def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: 
 
 
 def _add_wave_literals(wm: WaveModel, options: ModelOptions) -> None:
-    """x[b,k] for the free blocks inside their allowed range (and radius), with x[b,k] => x[b,k+1].
-
-    A rigid group's blocks share one shift d: x[b,k] = [d <= k - base[b]] is one literal per
-    value of k - base[b], so the group costs about K literals, whatever its size.
-    """
-    K, m = wm.problem.K, wm.model
-    grouped: set[int] = set()
-    for group in options.rigid:
-        members = [b for b in group if b not in grouped]
-        grouped.update(members)
-        ranges = [_wave_range(wm, b, options) for b in members]
-        shift_lo = max(lo - int(wm.base[b]) for b, (lo, _) in zip(members, ranges, strict=True))
-        shift_hi = min(hi - int(wm.base[b]) for b, (_, hi) in zip(members, ranges, strict=True))
-        shift: dict[int, cp_model.IntVar] = {}  # t -> [d <= t]
-        for t in range(shift_lo, shift_hi):
-            shift[t] = m.new_bool_var(f"d{members[0]}_{t}")
-            wm.hint(shift[t], int(t >= 0))
-            if t - 1 in shift:
-                m.add_implication(shift[t - 1], shift[t])
-        for b in members:
-            for k in range(1, K):
-                t = k - int(wm.base[b])
-                if t in shift:
-                    wm.x[(b, k)] = shift[t]
-                else:
-                    wm.const[(b, k)] = int(t >= shift_hi)
+    """x[b,k] for the free blocks inside their allowed range (and radius), with x[b,k] => x[b,k+1]."""
+    p, K, m = wm.problem, wm.problem.K, wm.model
     for b in wm.free.tolist():
-        if b in grouped:
-            continue
-        lo, hi = _wave_range(wm, b, options)
+        lo, hi = (1, K) if not options.ranges else (int(p.blocks.lo[b]), int(p.blocks.hi[b]))
+        lo, hi = min(lo, hi), max(lo, hi)  # an empty range only happens in explanations
+        w = int(wm.base[b])
+        if options.radius is not None:
+            lo, hi = max(lo, w - options.radius), min(hi, w + options.radius)
+        if options.window is not None:
+            lo, hi = max(lo, options.window[0]), min(hi, options.window[1])
+        if options.radius is not None or options.window is not None:
+            lo, hi = min(lo, w), max(hi, w)  # the current wave always stays allowed (the hint)
         prev = None
         for k in range(1, K):
             if k < lo or k >= hi:  # 0 before the range, 1 from its end on
@@ -528,21 +509,6 @@ def _add_wave_literals(wm: WaveModel, options: ModelOptions) -> None:
             if prev is not None:
                 m.add_implication(prev, var)
             prev = var
-
-
-def _wave_range(wm: WaveModel, b: int, options: ModelOptions) -> tuple[int, int]:
-    """(first, last) wave free block b may take: its range, narrowed by radius and window."""
-    p, K = wm.problem, wm.problem.K
-    lo, hi = (1, K) if not options.ranges else (int(p.blocks.lo[b]), int(p.blocks.hi[b]))
-    lo, hi = min(lo, hi), max(lo, hi)  # an empty range only happens in explanations
-    w = int(wm.base[b])
-    if options.radius is not None:
-        lo, hi = max(lo, w - options.radius), min(hi, w + options.radius)
-    if options.window is not None:
-        lo, hi = max(lo, options.window[0]), min(hi, options.window[1])
-    if options.radius is not None or options.window is not None:
-        lo, hi = min(lo, w), max(hi, w)  # the current wave always stays allowed (the hint)
-    return lo, hi
 
 
 def _touched_edges(problem: Problem, free: IntArray) -> IntArray:
