@@ -431,7 +431,7 @@ def _block_inverse(C: sp.csr_matrix, rows: IntArray, comp: IntArray) -> sp.csr_m
     )
 
 
-def _build_coefficients(inv: Inventory, tol_ms: float, limit: int) -> LatencyCoefficients:
+def _build_coefficients(inv: Inventory, tol_ms: float) -> LatencyCoefficients:
     model = latency_model(inv)
     n, m = inv.n, inv.m
     unbounded = model.unbounded_apps
@@ -474,8 +474,8 @@ def _build_coefficients(inv: Inventory, tol_ms: float, limit: int) -> LatencyCoe
             block.data[small] = 0.0
         block.eliminate_zeros()
         entries += block.nnz
-        if entries > limit:
-            raise LatencyModelTooLargeError(entries, hi, n, limit)
+        if entries > MAX_COEFFICIENTS:
+            raise LatencyModelTooLargeError(entries, hi, n, MAX_COEFFICIENTS)
         dropped_perm[lo:hi] = dropped
         chunks.append((lo, block))
         while len(chunks) > 1 and chunks[-2][1].shape[0] <= chunks[-1][1].shape[0]:
@@ -488,19 +488,16 @@ def _build_coefficients(inv: Inventory, tol_ms: float, limit: int) -> LatencyCoe
     return LatencyCoefficients(matrix, dropped_done[pos], unbounded, unb_edges, float(tol_ms))
 
 
-def latency_coefficients(
-    inv: Inventory, tol_ms: float = 0.0, limit: int | None = None
-) -> LatencyCoefficients:
+def latency_coefficients(inv: Inventory, tol_ms: float = 0.0) -> LatencyCoefficients:
     """L (n x m) with added latency of a in period k = Σ_e L[a, e]·split_k(e), L = rtt·(I−C)^-1·B.
 
     Built by reachability, callees first: row L[a] = rtt·B[a] + Σ_b C[a, b]·L[b], one level
     of the SCC condensation at a time (a cyclic SCC gets its small dense inverse), so the
     cost follows the number of (app, reachable edge) pairs, never n².  Cached per tol_ms.
-    Raises LatencyModelTooLargeError once the pairs pass ``limit`` (default MAX_COEFFICIENTS).
+    Raises LatencyModelTooLargeError once the pairs pass MAX_COEFFICIENTS.
     """
     key = f"_migplan_latency_coefficients_{float(tol_ms)!r}"
-    most = MAX_COEFFICIENTS if limit is None else limit
-    return _cached(inv, key, lambda i: _build_coefficients(i, float(tol_ms), most))
+    return _cached(inv, key, lambda i: _build_coefficients(i, float(tol_ms)))
 
 
 # ---------------------------------------------------------------------------------------------

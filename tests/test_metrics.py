@@ -528,10 +528,14 @@ def _chain(n: int) -> Inventory:
     return Inventory(apps, deps, Scenario(waves=2))
 
 
-def test_coefficients_past_the_limit_stop_with_the_count_instead_of_filling_memory() -> None:
+def test_coefficients_past_the_limit_stop_with_the_count_instead_of_filling_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     entries = 20 * 19 // 2  # every app reaches every call below it
-    assert metrics.latency_coefficients(_chain(20), limit=entries).nnz == entries
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", entries)
+    assert metrics.latency_coefficients(_chain(20)).nnz == entries
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", entries - 1)
     with pytest.raises(metrics.LatencyModelTooLargeError) as raised:
-        metrics.latency_coefficients(_chain(20), limit=entries - 1)
+        metrics.latency_coefficients(_chain(20))
     assert raised.value.limit == entries - 1 and raised.value.entries > entries - 1
     assert f"more than {entries - 1:,} coefficients" in str(raised.value)
