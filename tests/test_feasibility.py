@@ -12,7 +12,15 @@ from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import build_problem, violations
-from migplan.solve.feasibility import CUT_MAX_BLOCKS, _at_cut, _latency_seeds, repair
+from migplan.solve.coarsen import coarsen
+from migplan.solve.feasibility import (
+    CUT_MAX_BLOCKS,
+    LEVEL_SHARES,
+    _at_cut,
+    _latency_seeds,
+    multilevel_repair,
+    repair,
+)
 from migplan.solve.search import Budget
 from migplan.solve.start import construct_blocks
 
@@ -62,3 +70,26 @@ def test_cut_neighbourhood_frees_the_two_waves_at_the_worst_period() -> None:
     assert len(free) <= CUT_MAX_BLOCKS + len(seeds)
     in_window = seeds[np.isin(waves[seeds], window)]
     assert set(in_window.tolist()) <= set(free.tolist())
+
+
+def test_multilevel_repair_reports_fine_plans_and_never_ends_worse() -> None:
+    inv = generate_estate(300, 3).inventory
+    blocks, problem = planner_problem(inv)
+    level = coarsen(problem, 1.0, LEVEL_SHARES[0], seed=0)
+    start = level.refine(construct_blocks(inv, level.problem.blocks, 0))
+    before = violations(problem, start)
+    assert before.count > 0
+    seen: list[int] = []
+    result = multilevel_repair(
+        problem,
+        start,
+        level,
+        1.0,
+        Budget.start(6, 120, None),
+        np.random.default_rng(0),
+        seed=0,
+        on_step=lambda w, v: seen.append(len(w)),
+    )
+    assert seen and set(seen) == {problem.count}  # coarse steps are reported as block plans
+    assert result.violations.score < before.score
+    assert np.all((result.waves >= blocks.lo) & (result.waves <= blocks.hi))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, IntArray, Inventory, Scenario
-from migplan.solve import feasibility
+from migplan.solve import feasibility, pipeline
 from migplan.solve.cpsat import Problem, violations
 from migplan.solve.pipeline import PlanOptions, Progress, plan
 from migplan.solve.search import Budget
@@ -253,3 +253,16 @@ def test_an_estate_past_the_coefficient_limit_gets_a_finding_not_a_crash(
     (finding,) = result.explanation
     assert finding.code == "latency-model-too-large"
     assert "more than 30 coefficients" in finding.message
+
+
+def test_multilevel_path_gives_a_feasible_plan_and_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "MULTILEVEL_BLOCKS", 1)  # the 10,000-app path on a 300-app estate
+    calls: list[int] = []
+    real = feasibility.multilevel_repair
+    monkeypatch.setattr(feasibility, "multilevel_repair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    inv = generate_estate(300, 3).inventory
+    options = PlanOptions(time_limit=300, seed=2, workers=1, work_limit=12)
+    first, second = plan(inv, options), plan(inv, options)
+    assert calls
+    assert first.plan is not None and metrics.evaluate(inv, first.plan).feasible
+    assert second.plan is not None and first.plan.waves == second.plan.waves

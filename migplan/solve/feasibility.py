@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from migplan.model import IntArray
+from migplan.solve.coarsen import Level, coarsen
 from migplan.solve.cpsat import ModelOptions, Problem, Violations, objective_units, splits, violations
 from migplan.solve.search import Budget, ball, sub_solve
 
@@ -41,6 +42,12 @@ MAX_FREE = 160  # blocks in a seeds-plus-neighbours neighbourhood
 ATTEMPT_KINDS = 4  # ball, ball with trading, seeds plus neighbours, the two waves at the cut
 CUT_MAX_BLOCKS = 300  # a cut neighbourhood keeps the blocks of its two waves nearest the seeds
 RADIUS: int | None = None  # free blocks may take any wave of their range
+# multilevel repair: cluster sizes (share of a wave's apps) alternate by cycle; each cycle
+# repairs on the clusters, then on the blocks, with these shares of the stage's work
+LEVEL_SHARES = (0.15, 0.1)
+COARSE_WORK_SHARE = 0.2
+FINE_WORK_SHARE = 0.1
+COARSEN_WORK_PER_BLOCK = 0.0005  # Louvain and the coarse problem: ~1 s at 2,675 blocks
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,59 @@ def repair(
         if on_step is not None:
             on_step(current, state)
     return RepairResult(current, state, steps, accepted)
+
+
+def multilevel_repair(
+    problem: Problem,
+    start: IntArray,
+    first: Level | None,
+    risk_weight: float,
+    budget: Budget,
+    rng: np.random.Generator,
+    seed: int,
+    on_step: Callable[[IntArray, Violations], None] | None = None,
+    workers: int = 1,
+) -> RepairResult:
+    """Repair in cycles: on clusters of blocks (``coarsen``), then on the blocks themselves.
+
+    Each cycle clusters again, with the next size and seed and only inside the waves of
+    the current plan, so the clusters differ and every cycle starts where the last ended.
+    ``first``: the level ``start`` was built on (its clusters each in one wave), or None.
+    """
+    current = np.asarray(start, dtype=np.int64).copy()
+    state = violations(problem, current)
+    total = budget.work - budget.used
+    steps = accepted = cycle = 0
+    while state.count > 0 and not budget.exhausted():
+        if first is None:
+            share = LEVEL_SHARES[cycle % len(LEVEL_SHARES)]
+            first = coarsen(problem, risk_weight, share, seed + cycle, current)
+            budget.charge(COARSEN_WORK_PER_BLOCK * problem.count)
+        for level in (first, None):
+            part = budget.part((COARSE_WORK_SHARE if level else FINE_WORK_SHARE) * total)
+            if level is not None:
+                coarse_start = level.restrict(current)
+                found = repair(level.problem, coarse_start, part, rng, _lifted(level, on_step), workers)
+                current = level.refine(found.waves)
+            else:
+                found = repair(problem, current, part, rng, on_step, workers)
+                current = found.waves
+            budget.absorb(part)
+            steps, accepted = steps + found.steps, accepted + found.accepted
+            state = violations(problem, current)
+            if state.count == 0 or budget.exhausted():
+                break
+        cycle, first = cycle + 1, None
+    return RepairResult(current, state, steps, accepted)
+
+
+def _lifted(
+    level: Level, on_step: Callable[[IntArray, Violations], None] | None
+) -> Callable[[IntArray, Violations], None] | None:
+    """A coarse repair's step report, in fine blocks."""
+    if on_step is None:
+        return None
+    return lambda waves, state: on_step(level.refine(waves), state)
 
 
 def _neighbourhood(

@@ -54,6 +54,10 @@ class Budget:
         """A stage budget: ``share`` of the remaining work, same deadline and stop event."""
         return Budget(self.used + share * (self.work - self.used), self.deadline, self.stop, self.used)
 
+    def part(self, work: float) -> Budget:
+        """A child budget of at most ``work`` more units, same deadline and stop event."""
+        return Budget(min(self.used + work, self.work), self.deadline, self.stop, self.used)
+
     def absorb(self, child: Budget) -> None:
         self.used = child.used
         self.wall_cut = self.wall_cut or child.wall_cut
