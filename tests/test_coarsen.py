@@ -25,7 +25,9 @@ def test_clusters_fit_their_size_and_their_members_ranges(estate: Inventory, max
     coarse = level.problem.blocks
     assert not coarse.conflicts
     assert 1 < coarse.count < blocks.count  # it merged, and not into one lump
-    limit = max_share * float(np.median(estate.scenario.capacity("apps")))
+    cap = estate.scenario.capacity("apps")
+    assert cap is not None
+    limit = max_share * float(np.median(cap))
     load = blocks.load(estate, "apps")
     for c in range(coarse.count):
         inside = np.flatnonzero(level.cluster_of == c)
@@ -35,7 +37,7 @@ def test_clusters_fit_their_size_and_their_members_ranges(estate: Inventory, max
 
 
 def test_a_coarse_plan_costs_and_breaks_what_its_fine_plan_does(estate: Inventory) -> None:
-    blocks, problem = planner_problem(estate)
+    _, problem = planner_problem(estate)
     level = coarsen(problem, 1.0, 0.1, seed=1)
     coarse_waves = construct_blocks(estate, level.problem.blocks, 0)
     fine_waves = level.refine(coarse_waves)
@@ -71,7 +73,11 @@ def test_rules_keep_their_apps_in_different_clusters() -> None:
 
 def test_pins_split_a_cluster_by_wave() -> None:
     apps = (App("a", 1, pinned_wave=1), App("b", 1, pinned_wave=3), App("c", 1))
-    deps = (Dependency("a", "b", 50, sync=False), Dependency("b", "c", 50, sync=False), Dependency("a", "c", 50))
+    deps = (
+        Dependency("a", "b", 50, sync=False),
+        Dependency("b", "c", 50, sync=False),
+        Dependency("a", "c", 50),
+    )
     inv = Inventory(apps, deps, Scenario(waves=3, capacity_apps=3.0, risk_weight=0.0))
     blocks, problem = planner_problem(inv, 0.0)
     level = coarsen(problem, 0.0, 1.0, seed=0)

@@ -11,8 +11,8 @@ from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.blocks import build_blocks
-from migplan.solve.cpsat import build_problem, violations
 from migplan.solve.coarsen import coarsen
+from migplan.solve.cpsat import build_problem, violations
 from migplan.solve.feasibility import (
     CUT_MAX_BLOCKS,
     LEVEL_SHARES,

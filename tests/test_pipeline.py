@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -259,7 +260,12 @@ def test_multilevel_path_gives_a_feasible_plan_and_repeats(monkeypatch: pytest.M
     monkeypatch.setattr(pipeline, "MULTILEVEL_BLOCKS", 1)  # the 10,000-app path on a 300-app estate
     calls: list[int] = []
     real = feasibility.multilevel_repair
-    monkeypatch.setattr(feasibility, "multilevel_repair", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> feasibility.RepairResult:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(feasibility, "multilevel_repair", counted)
     inv = generate_estate(300, 3).inventory
     options = PlanOptions(time_limit=300, seed=2, workers=1, work_limit=12)
     first, second = plan(inv, options), plan(inv, options)

@@ -20,6 +20,12 @@ repeats under a deterministic budget).  On the NetEase dataset at the default bu
 ``--time-limit 60``, seeds 0-9: one worker left 1 and 6 violations on seeds 5 and 8,
 two workers found a plan on all ten, in less wall time (29-38 s against 35-58 s), with
 the same chatty cost on average over the eight seeds both solved (within 2 %).
+
+Large estates are repaired on two levels (``multilevel_repair``, used by the planner
+from 1,000 blocks on): each cycle repairs on clusters of blocks (``coarsen``), so whole
+call clusters change waves, then on the blocks.  At 10,000 generated apps
+(``--time-limit 300``, seeds 0-2) it left 1-2 violations by ``metrics.evaluate``'s
+count, where the block-level repair left 18.
 """
 
 from __future__ import annotations

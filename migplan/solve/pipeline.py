@@ -1,5 +1,8 @@
 """The planner, stage by stage: blocks -> precheck -> construction -> feasibility -> improvement.
 
+Estates of MULTILEVEL_BLOCKS blocks or more are constructed and repaired on clusters of
+blocks first (``coarsen``, ``feasibility.multilevel_repair``).
+
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is solved from the construction's hint, and "optimal" is reported only when CP-SAT
 proves it there.  Larger estates are repaired and improved with sub-models (a full model
