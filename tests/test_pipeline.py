@@ -270,5 +270,7 @@ def test_multilevel_path_gives_a_feasible_plan_and_repeats(monkeypatch: pytest.M
     options = PlanOptions(time_limit=300, seed=2, workers=1, work_limit=12)
     first, second = plan(inv, options), plan(inv, options)
     assert calls
+    construction = next(s for s in first.stages if s["name"] == "construction")
+    assert 1 < construction["clusters"] < first.solver_info["blocks"]
     assert first.plan is not None and metrics.evaluate(inv, first.plan).feasible
     assert second.plan is not None and first.plan.waves == second.plan.waves

@@ -186,7 +186,7 @@ def plan(
     if blocks.count >= MULTILEVEL_BLOCKS:
         level = coarsen(problem, risk_weight, feasibility.LEVEL_SHARES[0], options.seed)
         budget.charge(feasibility.COARSEN_WORK_PER_BLOCK * problem.count)
-        start = level.refine(_construct(run, level.problem))
+        start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
     else:
         start = _construct(run, problem)
 
@@ -280,8 +280,11 @@ def _repair(
     return repaired
 
 
-def _construct(run: _Run, problem: Problem) -> IntArray:
-    """Stage 2: the latency-aware start; each construction run is charged to the work budget."""
+def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
+    """Stage 2: the latency-aware start; each construction run is charged to the work budget.
+
+    ``extra`` goes into the stage log (e.g. the cluster count when ``problem`` is a coarse level).
+    """
     run.begin("construction")
     budget, options = run.budget, run.options
     start_until = time.monotonic() + START_SHARE * options.time_limit
@@ -296,7 +299,8 @@ def _construct(run: _Run, problem: Problem) -> IntArray:
     budget.charge(len(tried) * per_run)
     if len(tried) < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
         budget.wall_cut = True  # the wall clock, not the work budget, ended the runs
-    run.end("construction", objective_value(problem, start), violations(problem, start).count, runs=tried)
+    count = violations(problem, start).count
+    run.end("construction", objective_value(problem, start), count, runs=tried, **extra)
     return start
 
 
