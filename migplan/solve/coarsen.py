@@ -54,7 +54,8 @@ def coarsen(
     """Cluster the blocks of ``problem`` (within the waves of ``plan`` if given) into a coarse level."""
     blocks = problem.blocks
     clusters = _communities(problem, max_share, seed, plan)
-    groups = [g for c in clusters for g in _compatible(problem, c, plan)]
+    separated = _separated(problem)
+    groups = [g for c in clusters for g in _compatible(problem, c, plan, separated)]
     first = np.asarray([m[0] for m in blocks.members], dtype=np.int64)
     src = [m[0] for m in blocks.members for _ in m[1:]] + [int(first[g[0]]) for g in groups for _ in g[1:]]
     dst = [x for m in blocks.members for x in m[1:]] + [int(first[b]) for g in groups for b in g[1:]]
@@ -95,21 +96,29 @@ def _communities(problem: Problem, max_share: float, seed: int, plan: IntArray |
     return sorted(out)
 
 
-def _compatible(problem: Problem, members: list[int], plan: IntArray | None) -> list[list[int]]:
+def _separated(problem: Problem) -> dict[int, set[int]]:
+    """Per block, the blocks a ``before`` or ``apart`` rule keeps out of its wave."""
+    out: dict[int, set[int]] = {}
+    pairs = [(a, b) for a, b, _ in problem.before]
+    pairs += [(a, b) for bs, _ in problem.apart for a in bs for b in bs if a != b]
+    for a, b in pairs:
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return out
+
+
+def _compatible(
+    problem: Problem, members: list[int], plan: IntArray | None, separated: dict[int, set[int]]
+) -> list[list[int]]:
     """Split a community into groups that can share a wave: ranges meet, no rule between them.
 
     Greedy, narrowest ranges first, so pinned blocks anchor the groups.
     """
     blocks = problem.blocks
-    apart = {b: set(bs) - {b} for bs, _ in problem.apart for b in bs}
-    before: dict[int, set[int]] = {}
-    for a, b, _ in problem.before:
-        before.setdefault(a, set()).add(b)
-        before.setdefault(b, set()).add(a)
     groups: list[tuple[list[int], list[int]]] = []  # ([lo, hi], members)
     for b in sorted(members, key=lambda x: (int(blocks.hi[x] - blocks.lo[x]), x)):
         lo_b, hi_b = int(blocks.lo[b]), int(blocks.hi[b])
-        excluded = apart.get(b, set()) | before.get(b, set())
+        excluded = separated.get(b, set())
         for bounds, group in groups:
             lo, hi = max(bounds[0], lo_b), min(bounds[1], hi_b)
             same_wave = plan is None or plan[b] == plan[group[0]]
