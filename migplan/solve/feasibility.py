@@ -128,9 +128,7 @@ def multilevel_repair(
     steps = accepted = cycle = 0
     while state.count > 0 and not budget.exhausted():
         if first is None:
-            share = LEVEL_SHARES[cycle % len(LEVEL_SHARES)]
-            first = coarsen(problem, risk_weight, share, seed + cycle, current)
-            budget.charge(COARSEN_WORK_PER_BLOCK * problem.count)
+            first = coarse_level(problem, risk_weight, budget, seed, cycle, current)
         for level in (first, None):
             part = budget.part((COARSE_WORK_SHARE if level else FINE_WORK_SHARE) * total)
             if level is not None:
@@ -147,6 +145,15 @@ def multilevel_repair(
                 break
         cycle, first = cycle + 1, None
     return RepairResult(current, state, steps, accepted)
+
+
+def coarse_level(
+    problem: Problem, risk_weight: float, budget: Budget, seed: int, cycle: int, plan: IntArray | None = None
+) -> Level:
+    """The clusters of a repair cycle (size and seed by cycle), charged to ``budget``."""
+    share = LEVEL_SHARES[cycle % len(LEVEL_SHARES)]
+    budget.charge(COARSEN_WORK_PER_BLOCK * problem.count)
+    return coarsen(problem, risk_weight, share, seed + cycle, plan)
 
 
 def _lifted(

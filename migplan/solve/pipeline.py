@@ -29,7 +29,7 @@ from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
 from migplan.solve import bounds, explain, feasibility, lns
 from migplan.solve.blocks import build_blocks
-from migplan.solve.coarsen import Level, coarsen
+from migplan.solve.coarsen import Level
 from migplan.solve.cpsat import (
     ModelOptions,
     Problem,
@@ -184,8 +184,7 @@ def plan(
 
     level = None
     if blocks.count >= MULTILEVEL_BLOCKS:
-        level = coarsen(problem, risk_weight, feasibility.LEVEL_SHARES[0], options.seed)
-        budget.charge(feasibility.COARSEN_WORK_PER_BLOCK * problem.count)
+        level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
         start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
     else:
         start = _construct(run, problem)
