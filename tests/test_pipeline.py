@@ -61,6 +61,24 @@ def test_small_estate_is_proven_optimal_with_zero_gap() -> None:
     assert result.solver_info["risk_weight"] == 0.0
 
 
+def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30 apps, 8 waves (25 blocks): two interleaved workers end without a proof in 7 units,
+    # the one-worker full-LP phase hinted with their plan proves it
+    estate = generate_estate(30, 6, waves=8).inventory
+    options = PlanOptions(time_limit=60, work_limit=7.0)
+    proved = plan(estate, options)
+    assert proved.status == "optimal"
+    phases = proved.stages[-1]["phases"]
+    assert [(p["workers"], p["full_lp"]) for p in phases] == [(2, False), (1, True)]
+    assert phases[-1]["cp_sat_status"] == "optimal"
+    monkeypatch.setattr(pipeline, "PROOF_MAX_LITERALS", 0)  # the search phase only
+    searched = plan(estate, options)
+    assert searched.status == "feasible"
+    assert [p["full_lp"] for p in searched.stages[-1]["phases"]] == [False]
+    assert proved.objective is not None and searched.objective is not None
+    assert proved.objective <= searched.objective
+
+
 def test_risk_weight_option_overrides_the_scenario() -> None:
     apps = [App(x, 1.0, criticality=1 if x == "a" else 5) for x in "abcd"]
     inv = _inv(apps, [Dependency("a", "b", 1)], waves=2, risk_weight=0.0)

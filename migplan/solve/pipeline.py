@@ -33,6 +33,7 @@ from migplan.solve.coarsen import Level
 from migplan.solve.cpsat import (
     ModelOptions,
     Problem,
+    SolveOutcome,
     Violations,
     build_model,
     build_problem,
@@ -52,6 +53,17 @@ SMALL_BLOCKS = 100
 MULTILEVEL_BLOCKS = 1000
 # work units per second of --time-limit: about 0.4 fit in 60 s on the 2-core box; keep a margin
 WORK_PER_SECOND = 0.35
+# small estates spend their work in CP-SAT runs on the full model, which did 0.8-1.0 units per
+# second on the 2-core box (0.47 for the proof phase on 100 apps, 12 waves: hence the size gate)
+SMALL_WORK_PER_SECOND = 0.5
+# the full model of a small estate is proved by one worker with every split's XOR in the LP
+# (cpsat.solve full_lp): 60 and 100 apps at 8 waves in 5-6 units against no proof in 45 s with
+# two interleaved workers; two workers with one such were no faster, interleaved ones slower.
+# Past about 400 wave literals (blocks x (K - 1)) it proved nothing in the budget of 30 s
+# (50 blocks at 12 waves), so larger small estates spend all their work on the search.
+PROOF_WORKERS = 1
+PROOF_MAX_LITERALS = 400
+SEARCH_SHARE = 0.3  # of a small estate's full-model work: the search phase before the proof
 REPAIR_SHARE = 0.9  # at most this share of the work goes to the feasibility stage
 SMALL_REPAIR_SHARE = 0.3  # small estates: the rest goes to the full model
 SMALL_REPAIR_MAX_WORK = 4.0
@@ -182,6 +194,9 @@ def plan(
     if errors:
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
 
+    small = blocks.count <= SMALL_BLOCKS
+    if small and options.work_limit is None:
+        budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
     if blocks.count >= MULTILEVEL_BLOCKS:
         level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
@@ -189,7 +204,6 @@ def plan(
     else:
         start = _construct(run, problem)
 
-    small = blocks.count <= SMALL_BLOCKS
     run.begin("feasibility")
     # small estates: a short repair only gives the full model a feasible hint
     repair_budget = budget.child(REPAIR_SHARE)
@@ -309,20 +323,17 @@ def _solve_small(
     """Full model from the (repaired) start as hint; proves optimality or infeasibility when it can."""
     run.begin("full model")
     budget = run.budget
-    wm = build_model(problem, start, range(problem.count), ModelOptions())
-    outcome, _ = solve(
-        wm,
-        deterministic_time=budget.slice(budget.work),
-        wall_time=max(budget.wall_left, 0.01),
-        workers=run.options.workers,
-        seed=run.options.seed,
-        stop=budget.stop,
-    )
-    budget.charge(outcome.deterministic_time)
+    outcome, phases = _full_model(run, problem, start)
     if budget.wall_left <= 0 and outcome.status not in ("optimal", "infeasible"):
         budget.wall_cut = budget.wall_cut or budget.used < budget.work
     objective = objective_value(problem, outcome.waves) if outcome.waves is not None else None
-    run.end("full model", objective, 0 if outcome.waves is not None else None, cp_sat_status=outcome.status)
+    run.end(
+        "full model",
+        objective,
+        0 if outcome.waves is not None else None,
+        cp_sat_status=outcome.status,
+        phases=phases,
+    )
     if outcome.status == "infeasible":
         why, _ = _explain(run, problem, "infeasible")
         why = why or (Finding("error", "infeasible", "CP-SAT proved that no plan meets every rule"),)
@@ -338,6 +349,51 @@ def _solve_small(
     if budget.stop.is_set() and status != "optimal":
         status = "interrupted"
     return _finish(run, problem, outcome.waves, status, (), risk_weight, forced)
+
+
+def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutcome, list[dict[str, Any]]]:
+    """Search with the user's workers, then (below PROOF_MAX_LITERALS) prove with one worker.
+
+    The proof phase's full LP finds plans slowly: from the repaired start it proved none
+    of 60 and 100 apps at 8 waves in 18 units, hinted with the search phase's plan it
+    proves them in 5-10.  Returns the proved, or else the best, outcome and a log entry
+    per phase.
+    """
+    budget = run.budget
+    best: SolveOutcome | None = None
+    plan: list[tuple[float, int, bool]] = [(1.0, run.options.workers, False)]
+    if problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS:
+        plan = [(SEARCH_SHARE, run.options.workers, False), (1.0, PROOF_WORKERS, True)]
+    log: list[dict[str, Any]] = []
+    for share, workers, full_lp in plan:
+        hint = best.waves if best is not None and best.waves is not None else start
+        wm = build_model(problem, hint, range(problem.count), ModelOptions())
+        outcome, _ = solve(
+            wm,
+            deterministic_time=budget.slice(share * (budget.work - budget.used)),
+            wall_time=max(budget.wall_left, 0.01),
+            workers=workers,
+            seed=run.options.seed,
+            stop=budget.stop,
+            full_lp=full_lp,
+        )
+        budget.charge(outcome.deterministic_time)
+        log.append(
+            {
+                "workers": workers,
+                "full_lp": full_lp,
+                "cp_sat_status": outcome.status,
+                "work": round(outcome.deterministic_time, 3),
+                "seconds": round(outcome.wall_time, 3),
+            }
+        )
+        if outcome.status in ("optimal", "infeasible"):
+            return outcome, log
+        if outcome.objective is not None and (best is None or outcome.objective <= (best.objective or 0.0)):
+            best = outcome
+        if budget.exhausted():
+            break
+    return (best if best is not None else outcome), log
 
 
 def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
