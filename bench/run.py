@@ -320,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     info["finished_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     text = markdown(rows, info, command.strip())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + ("-bench-quick" if args.quick else "-bench")
+    # a partial run (--only) gets its own name: it must not overwrite the day's full table
+    kind = "-bench-quick" if args.quick else "-bench"
+    if args.only:
+        kind += "-only-" + "-".join(sorted(args.only))
+    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + kind
     (RESULTS / f"{stem}.md").write_text(text)
     payload = {
         "command": command.strip(),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +130,14 @@ def test_bench_rejects_unknown_only_names() -> None:
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--quick", "--only", "no-such-method"])
     assert exit_info.value.code == 2
+
+
+def test_a_partial_bench_run_keeps_the_days_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    full = tmp_path / f"{day}-bench-quick.md"
+    full.write_text("the full table")
+    assert bench.main(["--quick", "--only", "demo", "--only", "random-order"]) == 0
+    assert full.read_text() == "the full table"
+    partial = tmp_path / f"{day}-bench-quick-only-demo-random-order.md"
+    assert "| demo | 40 | random-order |" in partial.read_text()
