@@ -4,8 +4,8 @@ Estates of MULTILEVEL_BLOCKS blocks or more are constructed and repaired on clus
 blocks first (``coarsen``, ``feasibility.multilevel_repair``).
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
-is solved from the construction's hint, and "optimal" is reported only when CP-SAT
-proves it there.  Larger estates are repaired and improved with sub-models (a full model
+is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
+worker with a full LP, and "optimal" is reported only when CP-SAT proves it there.  Larger estates are repaired and improved with sub-models (a full model
 at 10,000 apps takes ~30 s to presolve).  All search is bounded by a deterministic work
 budget (CP-SAT deterministic seconds, derived from the time limit when not given), so
 the same inventory, seed, workers and budget give the same plan; the wall clock is a cap
