@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, IntArray, Inventory, Scenario
-from migplan.solve import feasibility, pipeline
+from migplan.solve import bounds, feasibility, pipeline
 from migplan.solve.cpsat import Problem, violations
 from migplan.solve.pipeline import PlanOptions, Progress, plan
 from migplan.solve.search import Budget
@@ -77,6 +77,22 @@ def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pyte
     assert [p["full_lp"] for p in searched.stages[-1]["phases"]] == [False]
     assert proved.objective is not None and searched.objective is not None
     assert proved.objective <= searched.objective
+
+
+def test_an_unproven_small_plan_reports_cp_sat_s_bound_on_the_full_model() -> None:
+    # the spectral bound says nothing here (about 9 against an optimum near 29,000); the
+    # full model's bound is a lower bound on every plan of the model, so it gives a gap
+    estate = generate_estate(30, 6, waves=8).inventory
+    proved = plan(estate, PlanOptions(time_limit=60, work_limit=7.0))
+    cut_short = plan(estate, PlanOptions(time_limit=60, work_limit=3.0))
+    assert proved.status == "optimal" and cut_short.status == "feasible"
+    assert proved.objective is not None and cut_short.objective is not None
+    lower = cut_short.lower_bound
+    spectral = bounds.spectral_lower_bound(estate)
+    assert lower is not None and spectral is not None and lower > 100 * spectral
+    assert lower <= proved.objective <= cut_short.objective
+    assert cut_short.gap == pytest.approx((cut_short.objective - lower) / cut_short.objective)
+    assert cut_short.solver_info["quality"].startswith("gap ≤")
 
 
 def test_risk_weight_option_overrides_the_scenario() -> None:

@@ -5,12 +5,13 @@ blocks first (``coarsen``, ``feasibility.multilevel_repair``).
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
-worker with a full LP, and "optimal" is reported only when CP-SAT proves it there.  Larger estates are repaired and improved with sub-models (a full model
-at 10,000 apps takes ~30 s to presolve).  All search is bounded by a deterministic work
-budget (CP-SAT deterministic seconds, derived from the time limit when not given), so
-the same inventory, seed, workers and budget give the same plan; the wall clock is a cap
-whose cutting is recorded.  Every status but "infeasible" / "no-plan-found" comes with a
-plan that metrics.evaluate finds feasible.
+worker with a full LP; "optimal" is reported only when CP-SAT proves it there, and its
+bound on the model otherwise counts as a lower bound.  Larger estates are repaired and
+improved with sub-models (a full model at 10,000 apps takes ~30 s to presolve).  All
+search is bounded by a deterministic work budget (CP-SAT deterministic seconds, derived
+from the time limit when not given), so the same inventory, seed, workers and budget give
+the same plan; the wall clock is a cap whose cutting is recorded.  Every status but
+"infeasible" / "no-plan-found" comes with a plan that metrics.evaluate finds feasible.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ WEAK_GAP = 0.9  # a gap at or above this says nothing about a plan's quality
 
 
 def quality_label(status: str, gap: float | None) -> str:
-    """How good a plan is known to be, in words (CP-SAT's own bound, 0 here, is never used)."""
+    """How good a plan is known to be, in words (a gap of WEAK_GAP or more says nothing)."""
     if status in ("optimal", "infeasible"):
         return f"proven {status}"
     if gap is None:
@@ -348,7 +349,9 @@ def _solve_small(
     status = "optimal" if outcome.status == "optimal" else "feasible"
     if budget.stop.is_set() and status != "optimal":
         status = "interrupted"
-    return _finish(run, problem, outcome.waves, status, (), risk_weight, forced)
+    bound = max((p["bound"] for p in phases if p["bound"] is not None), default=None)
+    model_bound = None if bound is None else bound / problem.qps_scale
+    return _finish(run, problem, outcome.waves, status, (), risk_weight, forced, model_bound)
 
 
 def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutcome, list[dict[str, Any]]]:
@@ -385,6 +388,7 @@ def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutc
                 "cp_sat_status": outcome.status,
                 "work": round(outcome.deterministic_time, 3),
                 "seconds": round(outcome.wall_time, 3),
+                "bound": outcome.bound,  # model units; a lower bound on every plan of the model
             }
         )
         if outcome.status in ("optimal", "infeasible"):
@@ -473,8 +477,13 @@ def _finish(
     explanation: tuple[Finding, ...],
     risk_weight: float,
     forced: tuple[IntArray, IntArray],
+    model_bound: float | None = None,
 ) -> PlanResult:
-    """Expand to apps, evaluate with metrics, add bounds and the solver record."""
+    """Expand to apps, evaluate with metrics, add bounds and the solver record.
+
+    ``model_bound``: CP-SAT's bound on the full model (small estates), in objective units;
+    the lower bound reported is the better of it and the spectral bound.
+    """
     inv, budget, options = run.inv, run.budget, run.options
     plan_out: Plan | None = None
     evaluation = None
@@ -492,7 +501,8 @@ def _finish(
         if status == "optimal":
             lower, gap = objective, 0.0
         else:
-            lower = bounds.spectral_lower_bound(inv)
+            found = [b for b in (bounds.spectral_lower_bound(inv), model_bound) if b is not None and b > 0]
+            lower = max(found, default=None)
             gap = (objective - lower) / objective if lower is not None and objective > 0 else None
     info = {
         "status": status,
