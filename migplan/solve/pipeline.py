@@ -394,7 +394,9 @@ def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutc
         )
         if outcome.status in ("optimal", "infeasible"):
             return outcome, log
-        if outcome.objective is not None and (best is None or outcome.objective <= (best.objective or 0.0)):
+        if outcome.objective is not None and (
+            best is None or best.objective is None or outcome.objective <= best.objective
+        ):
             best = outcome
         if budget.exhausted():
             break
