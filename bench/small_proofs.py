@@ -17,6 +17,7 @@ import argparse
 import platform
 import random
 import time
+from dataclasses import replace
 
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Scenario
@@ -57,16 +58,7 @@ def social_network(seed: int = 1) -> Inventory:
         Dependency(a, b, float(rng.randint(100, 2000)), round(rng.uniform(0.5, 2), 2))
         for a, b in SOCIAL_CALLS
     ]
-    apps = [
-        App(
-            a.app_id,
-            a.qps,
-            kind=a.kind,
-            stateful=a.stateful,
-            latency_budget_ms=4.0 * rng.choice((40, 60, 100, 150)),
-        )
-        for a in apps
-    ]
+    apps = [replace(a, latency_budget_ms=4.0 * rng.choice((40, 60, 100, 150))) for a in apps]
     scenario = Scenario(waves=12, rtt_ms=30.0, capacity_apps=4.0, max_risk=0.15)
     return Inventory(tuple(apps), tuple(deps), scenario)
 

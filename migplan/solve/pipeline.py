@@ -218,7 +218,7 @@ def plan(
     repaired = _repair(run, problem, start, repair_budget, rng, level)
     if not small and repaired.violations.count > 0 and not budget.exhausted():
         # without a plan the improvement's reserve is idle: the repair goes on with it
-        more = _repair(run, problem, repaired.waves, budget.child(1.0), rng, None, level is not None)
+        more = _repair(run, problem, repaired.waves, budget.child(1.0), rng)
         repaired = feasibility.RepairResult(
             more.waves, more.violations, repaired.steps + more.steps, repaired.accepted + more.accepted
         )
@@ -271,12 +271,11 @@ def _repair(
     stage: Budget,
     rng: np.random.Generator,
     level: Level | None = None,
-    multilevel: bool = False,
 ) -> feasibility.RepairResult:
     """Stage 3 within ``stage`` (a child of the run's budget, absorbed back when done).
 
-    Multilevel (``level``: the clusters ``start`` was built on, or ``multilevel``) on
-    large estates, on the blocks alone otherwise.
+    Multilevel from MULTILEVEL_BLOCKS blocks on (``level``: the clusters ``start`` was
+    built on, if any), on the blocks alone otherwise.
     """
     run.live = stage  # the progress bar moves with the repair's own charges
     options = run.options
@@ -284,7 +283,7 @@ def _repair(
     def on_step(w: IntArray, v: Violations) -> None:
         run.report("feasibility", objective_value(problem, w), v.count)
 
-    if level is not None or multilevel:
+    if problem.count >= MULTILEVEL_BLOCKS:
         repaired = feasibility.multilevel_repair(
             problem, start, level, run.risk_weight, stage, rng, options.seed, on_step, options.workers
         )
@@ -365,11 +364,11 @@ def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutc
     """
     budget = run.budget
     best: SolveOutcome | None = None
-    plan: list[tuple[float, int, bool]] = [(1.0, run.options.workers, False)]
+    phases: list[tuple[float, int, bool]] = [(1.0, run.options.workers, False)]
     if problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS:
-        plan = [(SEARCH_SHARE, run.options.workers, False), (1.0, PROOF_WORKERS, True)]
+        phases = [(SEARCH_SHARE, run.options.workers, False), (1.0, PROOF_WORKERS, True)]
     log: list[dict[str, Any]] = []
-    for share, workers, full_lp in plan:
+    for share, workers, full_lp in phases:
         hint = best.waves if best is not None and best.waves is not None else start
         wm = build_model(problem, hint, range(problem.count), ModelOptions())
         outcome, _ = solve(
