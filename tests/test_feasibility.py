@@ -12,16 +12,19 @@ from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.blocks import build_blocks
 from migplan.solve.coarsen import coarsen
-from migplan.solve.cpsat import build_problem, violations
+from migplan.solve.cpsat import ModelOptions, build_problem, violations
 from migplan.solve.feasibility import (
     CUT_MAX_BLOCKS,
     LEVEL_SHARES,
     _at_cut,
+    _kick,
+    _kick_window,
     _latency_seeds,
+    _neighbourhood,
     multilevel_repair,
     repair,
 )
-from migplan.solve.search import Budget
+from migplan.solve.search import Budget, sub_solve
 from migplan.solve.start import construct_blocks
 
 
@@ -35,6 +38,57 @@ def test_repair_moves_the_callee_back_under_budget() -> None:
     result = repair(problem, start, Budget.start(20, 20, None), np.random.default_rng(0))
     assert result.violations.count == 0
     assert metrics.evaluate(inv, Plan.from_array(result.waves, 3)).feasible
+
+
+def test_a_kick_clears_a_budget_whose_fix_overfills_a_wave() -> None:
+    # waves 1: a b | 2: c d | 3: e f, two apps per wave; a -> c split costs a 30 ms of its 10.
+    # a can only join c in wave 2 (b is pinned to 1, d may not come before 2), which overfills
+    # it: d must go on to wave 3 and e or f back to wave 1, beyond the two waves at the cut
+    apps = [
+        App("a", 1, latency_budget_ms=10),
+        App("b", 1, pinned_wave=1),
+        App("c", 1),
+        App("d", 1, earliest_wave=2),
+        App("e", 1),
+        App("f", 1),
+    ]
+    async_chain = [Dependency(u, v, 1, sync=False) for u, v in ("bd", "cd", "de", "ef")]
+    deps = [Dependency("a", "c", 10), *async_chain]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=3, capacity_apps=2.0, risk_weight=0.0))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    start = np.array([1, 1, 2, 2, 3, 3])
+    state = violations(problem, start)
+    row = int(np.flatnonzero(state.latency.sum(axis=1))[0])
+    rng = np.random.default_rng(0)
+    free, window = _kick_window(problem, start, state, row, _latency_seeds(problem, row), rng)
+    assert window == (1, 2) and sorted(free.tolist()) == [0, 1, 2, 3]
+    cut = ModelOptions(soft=True, chatty=False, window=window)
+    plain = sub_solve(problem, start, free, cut, Budget.start(5, 60, None), rng, 5.0)
+    assert plain is not None and violations(problem, plain).count == 1  # limits hard: no way out
+    kick = ModelOptions(soft=True, chatty=False, window=window, relax_limits=True, clear_row=row)
+    kicked = _kick(problem, start, free, kick, Budget.start(20, 60, None), rng, 1)
+    assert kicked is not None and violations(problem, kicked).count == 0
+    assert metrics.evaluate(inv, Plan.from_array(kicked, 3)).feasible
+
+
+def test_an_overfull_wave_is_also_tried_with_a_neighbouring_wave() -> None:
+    apps = [App(name, 1) for name in "abcdef"]
+    deps = [Dependency(u, v, 1) for u, v in ("ab", "cd", "de", "ef")]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=3, capacity_apps=2.0, risk_weight=0.0))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    waves = np.array([1, 1, 2, 2, 2, 3])  # wave 2 holds three apps
+    state = violations(problem, waves)
+    failures = np.zeros(len(problem.latency.app), dtype=np.int64)
+    windows = set()
+    for seed in range(20):
+        row, free, options = _neighbourhood(problem, waves, state, failures, np.random.default_rng(seed))
+        assert row is None and options.soft
+        if options.window is not None:
+            windows.add(options.window)
+            assert set(waves[free].tolist()) <= set(range(options.window[0], options.window[1] + 1))
+    assert windows == {(1, 2), (2, 3)}
+    result = repair(problem, waves, Budget.start(5, 60, None), np.random.default_rng(0))
+    assert result.violations.count == 0
 
 
 def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:

@@ -460,6 +460,10 @@ class ModelOptions:
     trade: bool = False  # soft: latency rows may also gain (penalised) excess, for a larger total drop
     chatty: bool = True  # False: with soft constraints, minimise the violation alone (fast repair)
     ranges: bool = True  # False (with assumptions): pins and windows become assumptions
+    # soft: capacity, risk and link limits may be exceeded by any amount (penalised), the
+    # first half of a kick (feasibility); clear_row: that latency row must lose its excess
+    relax_limits: bool = False
+    clear_row: int | None = None
 
 
 def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: ModelOptions) -> WaveModel:
@@ -634,7 +638,7 @@ def _soft_or_hard(
     """expr <= rhs; with a penalised slack when soft and the current plan already breaks it.
 
     The slack never exceeds the current excess (a violation may shrink, never grow),
-    unless ``room`` allows trading: then up to ``room`` of new excess is penalised too.
+    unless ``room`` allows new excess (trading, relaxed limits): up to ``room`` of it, penalised.
     """
     if isinstance(expr, int):  # every term fixed: either true or a contradiction
         if expr > rhs and not (soft and violated_by > 0):
@@ -684,12 +688,12 @@ def add_capacity(wm: WaveModel, options: ModelOptions, current: Violations | Non
     for res, load in p.loads.items():
         lit = wm.assume("capacity", res) if options.assumptions else None
         used = np.rint(wave_sums(np.where(fixed, load, 0), wm.base, p.K)).astype(np.int64)
+        room = int(load[wm.free].sum()) if options.relax_limits else 0
         for j in range(1, p.K + 1):
             expr = sum(int(load[b]) * _moves_in(wm, b, j) for b in wm.free.tolist() if load[b])
             over = int(current.capacity[res][j - 1]) if current is not None else 0
-            _soft_or_hard(
-                wm, expr, int(p.caps[res][j - 1] - used[j - 1]), over, options.soft, f"cap_{res}_{j}", lit
-            )
+            rhs = int(p.caps[res][j - 1] - used[j - 1])
+            _soft_or_hard(wm, expr, rhs, over, options.soft, f"cap_{res}_{j}", lit, room)
 
 
 def add_before(wm: WaveModel, options: ModelOptions, current: Violations | None) -> None:
@@ -787,10 +791,12 @@ def add_link(
     touched[edges] = True
     fixed_load = (p.gbps * ~touched) @ base_splits
     cols = np.flatnonzero(p.gbps[edges])
+    room = int(p.gbps[edges[cols]].sum()) if options.relax_limits else 0
     for k in range(1, p.K):
         expr = split.expr(cols, p.gbps[edges[cols]], k)
         over = int(current.link[k - 1]) if current is not None else 0
-        _soft_or_hard(wm, expr, int(p.link - fixed_load[k - 1]), over, options.soft, f"link_{k}", lit)
+        rhs = int(p.link - fixed_load[k - 1])
+        _soft_or_hard(wm, expr, rhs, over, options.soft, f"link_{k}", lit, room)
 
 
 def add_max_risk(wm: WaveModel, options: ModelOptions, current: Violations | None) -> None:
@@ -802,10 +808,11 @@ def add_max_risk(wm: WaveModel, options: ModelOptions, current: Violations | Non
     fixed = np.ones(p.count, dtype=bool)
     fixed[wm.free] = False
     used = np.rint(wave_sums(np.where(fixed, p.risk_load, 0), wm.base, p.K)).astype(np.int64)
+    room = int(p.risk_load[wm.free].sum()) if options.relax_limits else 0
     for j in range(1, p.K + 1):
         expr = sum(int(p.risk_load[b]) * _moves_in(wm, b, j) for b in wm.free.tolist() if p.risk_load[b])
         over = int(current.risk[j - 1]) if current is not None else 0
-        _soft_or_hard(wm, expr, int(p.risk_cap - used[j - 1]), over, options.soft, f"risk_{j}", lit)
+        _soft_or_hard(wm, expr, int(p.risk_cap - used[j - 1]), over, options.soft, f"risk_{j}", lit, room)
 
 
 def add_latency_budgets(
@@ -846,7 +853,8 @@ def add_latency_budgets(
             expr = split.expr(cols, coefs, k)
             over = int(current.latency[r, k - 1]) if current is not None else 0
             room = top - rhs if options.trade else 0
-            _soft_or_hard(wm, expr, rhs, over, options.soft, f"lat_{r}_{k}", lit, room)
+            soft = options.soft and r != options.clear_row
+            _soft_or_hard(wm, expr, rhs, over, soft, f"lat_{r}_{k}", lit, room)
 
 
 def set_objective(wm: WaveModel, split: SplitTable, chatty_too: bool) -> None:
