@@ -17,9 +17,9 @@ from migplan.solve.feasibility import (
     CUT_MAX_BLOCKS,
     LEVEL_SHARES,
     _at_cut,
-    _kick,
     _kick_window,
     _latency_seeds,
+    _make_room,
     _neighbourhood,
     multilevel_repair,
     repair,
@@ -66,9 +66,12 @@ def test_a_kick_clears_a_budget_whose_fix_overfills_a_wave() -> None:
     plain = sub_solve(problem, start, free, cut, Budget.start(5, 60, None), rng, 5.0)
     assert plain is not None and violations(problem, plain).count == 1  # limits hard: no way out
     kick = ModelOptions(soft=True, chatty=False, window=window, relax_limits=True, clear_row=row)
-    kicked = _kick(problem, start, free, kick, Budget.start(20, 60, None), rng, 1)
-    assert kicked is not None and violations(problem, kicked).count == 0
-    assert metrics.evaluate(inv, Plan.from_array(kicked, 3)).feasible
+    kicked = sub_solve(problem, start, free, kick, Budget.start(5, 60, None), rng, 5.0)
+    assert kicked is not None and violations(problem, kicked).count == 1  # a limit, not the row
+    assert violations(problem, kicked).latency.sum() == 0
+    mended = _make_room(problem, kicked, Budget.start(20, 60, None), rng, 1)
+    assert violations(problem, mended).count == 0
+    assert metrics.evaluate(inv, Plan.from_array(mended, 3)).feasible
 
 
 def test_an_overfull_wave_is_also_tried_with_a_neighbouring_wave() -> None:

@@ -12,7 +12,7 @@ result is at least as feasible as its start.
 Failed attempts on one latency row cycle through five neighbourhoods: a ball, a ball
 where other budgets may trade some excess, the seeds plus all their callers and
 callees, the two waves at the cut of the row's worst period (``_at_cut``), and a kick
-(``_kick``).  The cut cleared the final 1-3 violations on NetEase where the first three
+(``_make_room``).  The cut cleared the final 1-3 violations on NetEase where the first three
 got stuck (seeds 1-3 of 4).  A kick clears the row with capacity, risk and link limits
 relaxed, then repairs those limits: at 10,000 apps the last broken budget could only be
 cleared by moving 35 blocks a wave later, which overfilled that wave, so every step with
@@ -96,10 +96,11 @@ def repair(
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
     while state.count > 0 and not budget.exhausted():
         row, free, options = _neighbourhood(problem, current, state, failures, rng, kicks)
-        if options.clear_row is not None:
-            found = _kick(problem, current, free, options, budget, rng, workers)
-        else:
-            found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK, workers)
+        kick = options.clear_row is not None
+        work = KICK_WORK if kick else SUB_SOLVE_WORK
+        found = sub_solve(problem, current, free, options, budget, rng, work, workers)
+        if kick and found is not None:
+            found = _make_room(problem, found, budget, rng, workers)
         steps += 1
         after = violations(problem, found) if found is not None else None
         if found is None or after is None or after.score >= state.score - 1e-9:
@@ -239,26 +240,18 @@ def _at_cut(
     return _in_waves(problem, waves, (k, k + 1), seeds, CUT_MAX_BLOCKS, rng), (k, k + 1)
 
 
-def _kick(
-    problem: Problem,
-    waves: IntArray,
-    free: IntArray,
-    options: ModelOptions,
-    budget: Budget,
-    rng: np.random.Generator,
-    workers: int,
-) -> IntArray | None:
-    """Clear one latency row with the capacity, risk and link limits relaxed, then repair
-    the limits this exceeded (a nested repair, without kicks); the plan, or None.
+def _make_room(
+    problem: Problem, kicked: IntArray, budget: Budget, rng: np.random.Generator, workers: int
+) -> IntArray:
+    """The second half of a kick: repair the limits the kicked plan exceeds (a nested
+    repair of at most KICK_REPAIR_WORK, without kicks).
 
+    A kick's sub-model clears one latency row with capacity, risk and link limits relaxed.
     When every move that clears a row overfills a wave, the steps that keep limits hard
     reject them all: on a 10,000-app estate the last broken budget needed 35 blocks moved
-    a wave later together, which overfilled it by 273 apps; making room is easy once the
-    latency side is settled (the nested repair did it in 2 units).
+    a wave later together, which overfilled it by 273 apps; making room was easy once the
+    latency side was settled (the nested repair did it in 2 units).
     """
-    kicked = sub_solve(problem, waves, free, options, budget, rng, KICK_WORK, workers)
-    if kicked is None:
-        return None
     part = budget.part(KICK_REPAIR_WORK)
     mended = repair(problem, kicked, part, rng, workers=workers, kicks=False)
     budget.absorb(part)
