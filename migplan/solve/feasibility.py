@@ -29,7 +29,8 @@ Large estates are repaired on two levels (``multilevel_repair``, used by the pla
 from 1,000 blocks on): each cycle repairs on clusters of blocks (``coarsen``), so whole
 call clusters change waves, then on the blocks.  At 10,000 generated apps
 (``--time-limit 300``, seeds 0-2) it left 1-2 violations by ``metrics.evaluate``'s
-count, where the block-level repair left 18.
+count, where the block-level repair left 18; with kicks, 3 of 5 runs (4 estates) found
+a plan at that work budget, against 2 of the same 5 before.
 """
 
 from __future__ import annotations
