@@ -51,6 +51,7 @@ EXTRA = (10, 60)  # blocks added breadth-first around the violated instance's ow
 MAX_SEEDS = 120
 MAX_FREE = 160  # blocks in a seeds-plus-neighbours neighbourhood
 ATTEMPT_KINDS = 5  # ball, ball with trading, seeds plus neighbours, the two waves at the cut, kick
+KICK = ATTEMPT_KINDS - 1  # the kick comes last, so a repair without kicks cycles through the rest
 CUT_MAX_BLOCKS = 300  # a cut neighbourhood keeps the blocks of its two waves nearest the seeds
 KICK_MAX_BLOCKS = 600  # the same for a kick's waves
 KICK_WORK = 3.0  # deterministic seconds for a kick's relaxed sub-solve
@@ -207,9 +208,9 @@ def _neighbourhood(
             return None, free, ModelOptions(soft=True, chatty=False, window=around)
         return None, _ball_around(problem, seeds, rng), ModelOptions(soft=True, radius=RADIUS, chatty=False)
     seeds = _latency_seeds(problem, row)
-    kind = failures[row] % (ATTEMPT_KINDS if kicks else ATTEMPT_KINDS - 1)
+    kind = failures[row] % (ATTEMPT_KINDS if kicks else KICK)
     window: tuple[int, int] | None = None
-    if kind == 4:
+    if kind == KICK:
         free, window = _kick_window(problem, waves, state, row, seeds, rng)
         options = ModelOptions(soft=True, chatty=False, window=window, relax_limits=True, clear_row=row)
         return row, free, options

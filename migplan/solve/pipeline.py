@@ -324,7 +324,7 @@ def _solve_small(
     """Full model from the (repaired) start as hint; proves optimality or infeasibility when it can."""
     run.begin("full model")
     budget = run.budget
-    outcome, phases = _full_model(run, problem, start)
+    outcome, phases, bound = _full_model(run, problem, start)
     if budget.wall_left <= 0 and outcome.status not in ("optimal", "infeasible"):
         budget.wall_cut = budget.wall_cut or budget.used < budget.work
     objective = objective_value(problem, outcome.waves) if outcome.waves is not None else None
@@ -349,21 +349,23 @@ def _solve_small(
     status = "optimal" if outcome.status == "optimal" else "feasible"
     if budget.stop.is_set() and status != "optimal":
         status = "interrupted"
-    bound = max((p["bound"] for p in phases if p["bound"] is not None), default=None)
     model_bound = None if bound is None else bound / problem.qps_scale
     return _finish(run, problem, outcome.waves, status, (), risk_weight, forced, model_bound)
 
 
-def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutcome, list[dict[str, Any]]]:
+def _full_model(
+    run: _Run, problem: Problem, start: IntArray
+) -> tuple[SolveOutcome, list[dict[str, Any]], float | None]:
     """Search with the user's workers, then (below PROOF_MAX_LITERALS) prove with one worker.
 
     The proof phase's full LP finds plans slowly: from the repaired start it proved none
     of 60 and 100 apps at 8 waves in 18 units, hinted with the search phase's plan it
-    proves them in 5-10.  Returns the proved, or else the best, outcome and a log entry
-    per phase.
+    proves them in 5-10.  Returns the proved, or else the best, outcome, a log entry per
+    phase, and the best of the phases' bounds (model units; None without any).
     """
     budget = run.budget
     best: SolveOutcome | None = None
+    bound: float | None = None
     phases: list[tuple[float, int, bool]] = [(1.0, run.options.workers, False)]
     if problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS:
         phases = [(SEARCH_SHARE, run.options.workers, False), (1.0, PROOF_WORKERS, True)]
@@ -391,15 +393,17 @@ def _full_model(run: _Run, problem: Problem, start: IntArray) -> tuple[SolveOutc
                 "bound": outcome.bound,  # model units; a lower bound on every plan of the model
             }
         )
+        if outcome.bound is not None:
+            bound = outcome.bound if bound is None else max(bound, outcome.bound)
         if outcome.status in ("optimal", "infeasible"):
-            return outcome, log
+            return outcome, log, bound
         if outcome.objective is not None and (
             best is None or best.objective is None or outcome.objective <= best.objective
         ):
             best = outcome
         if budget.exhausted():
             break
-    return (best if best is not None else outcome), log
+    return (best if best is not None else outcome), log, bound
 
 
 def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
