@@ -13,8 +13,8 @@ import pytest
 from migplan.io.inventory import load_inventory
 from migplan.model import Inventory
 from migplan.solve.blocks import Blocks
-from migplan.solve.cpsat import Problem, build_problem, latency_matrix
-from migplan.solve.forced import contract_unsplittable
+from migplan.solve.cpsat import Problem
+from migplan.solve.pipeline import block_problem
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny"
@@ -26,9 +26,8 @@ RunMigplan = Callable[..., subprocess.CompletedProcess[str]]
 
 def planner_problem(inv: Inventory, risk_weight: float = 1.0) -> tuple[Blocks, Problem]:
     """The exact blocks and block problem the planner builds for ``inv`` (pipeline.plan's first stage)."""
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    return blocks, build_problem(inv, blocks, risk_weight, latency)
+    problem = block_problem(inv, risk_weight)[0]
+    return problem.blocks, problem
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import planner_problem
@@ -34,6 +36,18 @@ def test_clusters_fit_their_size_and_their_members_ranges(estate: Inventory, max
         assert len(inside) == 1 or load[inside].sum() <= limit
         # every fine block's range contains the cluster's range
         assert np.all(blocks.lo[inside] <= coarse.lo[c]) and np.all(blocks.hi[inside] >= coarse.hi[c])
+
+
+def test_clusters_keep_ranges_narrower_than_the_pins(estate: Inventory) -> None:
+    # narrowed ranges (narrow.py) exist only on the problem's blocks, not in the inventory
+    blocks, problem = planner_problem(estate)
+    rng = np.random.default_rng(0)
+    lo = rng.integers(1, 4, size=blocks.count).clip(blocks.lo, blocks.hi)
+    narrowed = replace(problem, blocks=replace(blocks, lo=lo, hi=np.maximum(blocks.hi, lo)))
+    level = coarsen(narrowed, 1.0, 0.3, seed=0)
+    coarse = level.problem.blocks
+    assert np.all(coarse.lo[level.cluster_of] >= lo)
+    assert np.all(coarse.lo <= coarse.hi)
 
 
 def test_a_coarse_plan_costs_and_breaks_what_its_fine_plan_does(estate: Inventory) -> None:

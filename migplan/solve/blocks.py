@@ -180,3 +180,14 @@ def block_graph(inv: Inventory, blocks: Blocks) -> sp.csr_matrix:
     mat = (mat + mat.T).tocsr()
     mat.sum_duplicates()
     return mat
+
+
+def block_calls(inv: Inventory, blocks: Blocks) -> tuple[IntArray, sp.csr_matrix]:
+    """The pairs of blocks a dependency joins (keys lo * count + hi, ascending) and the
+    (m, pairs) 0/1 matrix from dependencies to them: ``L @ matrix`` sums L per pair."""
+    bu, bv = blocks.of[inv.caller], blocks.of[inv.callee]
+    cross = np.flatnonzero(bu != bv)
+    pair = np.minimum(bu[cross], bv[cross]) * blocks.count + np.maximum(bu[cross], bv[cross])
+    keys, column = np.unique(pair, return_inverse=True)
+    matrix = sp.csr_matrix((np.ones(len(cross)), (cross, column)), shape=(inv.m, len(keys)))
+    return keys.astype(np.int64), matrix

@@ -16,7 +16,7 @@ unchanged, and a coarse plan is a plan of the fine blocks (``refine``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
@@ -60,8 +60,15 @@ def coarsen(
     src = [m[0] for m in blocks.members for _ in m[1:]] + [int(first[g[0]]) for g in groups for _ in g[1:]]
     dst = [x for m in blocks.members for x in m[1:]] + [int(first[b]) for g in groups for b in g[1:]]
     coarse = build_blocks(problem.inv, (np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)))
+    cluster_of = coarse.of[first]
+    # a cluster's range is its blocks' common range: the blocks' may be narrower than the
+    # pins and windows build_blocks reads (``narrow``), and a coarse plan must keep them
+    lo, hi = coarse.lo.copy(), coarse.hi.copy()
+    np.maximum.at(lo, cluster_of, blocks.lo)
+    np.minimum.at(hi, cluster_of, blocks.hi)
+    coarse = replace(coarse, lo=lo, hi=hi)
     latency = (problem.latency_source, problem.dropped_ms, problem.unbounded_edges)
-    return Level(build_problem(problem.inv, coarse, risk_weight, latency), coarse.of[first])
+    return Level(build_problem(problem.inv, coarse, risk_weight, latency), cluster_of)
 
 
 def _communities(problem: Problem, max_share: float, seed: int, plan: IntArray | None) -> list[list[int]]:

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from migplan.model import IntArray, Inventory
-from migplan.solve.blocks import Blocks, build_blocks
+from migplan.solve.blocks import Blocks, block_calls, build_blocks
 
 MAX_ROUNDS = 20
 
@@ -36,14 +36,10 @@ def contract_unsplittable(
     blocks = build_blocks(inv, pairs if src else None)
     L = sp.csr_matrix(L)
     for _ in range(MAX_ROUNDS):
-        bu, bv = blocks.of[inv.caller], blocks.of[inv.callee]
-        cross = np.flatnonzero(bu != bv)
-        if len(cross) == 0:
+        keys, to_pairs = block_calls(inv, blocks)
+        if len(keys) == 0:
             break
-        lo, hi = np.minimum(bu[cross], bv[cross]), np.maximum(bu[cross], bv[cross])
-        keys, edge = np.unique(lo * blocks.count + hi, return_inverse=True)
-        to_edges = sp.csr_matrix((np.ones(len(cross)), (cross, edge)), shape=(inv.m, len(keys)))
-        per_edge = (L @ to_edges).tocoo()
+        per_edge = (L @ to_pairs).tocoo()
         bad = per_edge.data > budget[per_edge.row] + 1e-9
         bad |= ~np.isfinite(per_edge.data)
         cols = np.unique(per_edge.col[bad])

@@ -44,6 +44,7 @@ from migplan.solve.cpsat import (
     violations,
 )
 from migplan.solve.forced import contract_unsplittable
+from migplan.solve.narrow import narrow_ranges
 from migplan.solve.search import Budget
 from migplan.solve.start import LATENCY_WEIGHTS, latency_aware_start
 
@@ -179,13 +180,12 @@ def plan(
 
     run.begin("blocks")
     try:
-        latency = latency_matrix(inv)
+        problem, forced, narrowed = block_problem(inv, risk_weight)
     except metrics.LatencyModelTooLargeError as err:
         no_forced = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         return _finish(run, None, None, "no-plan-found", (_too_large(err),), risk_weight, no_forced)
-    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
-    problem = build_problem(inv, blocks, risk_weight, latency)
-    run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]))
+    blocks = problem.blocks
+    run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]), narrowed_ranges=narrowed)
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
         errors = _precheck(inv) or _explain(run, problem, "infeasible")[0]
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
@@ -262,6 +262,19 @@ def plan(
     )
     status = "interrupted" if budget.stop.is_set() else "feasible"
     return _finish(run, problem, improved.waves, status, (), risk_weight, forced)
+
+
+def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[IntArray, IntArray], int]:
+    """The planner's first stage: (block problem, contracted app pairs, narrowed ranges).
+
+    Unsplittable calls are contracted, the latency rows' drops fitted to the blocks, and the
+    blocks' ranges narrowed to the waves the budgets allow.  Raises
+    metrics.LatencyModelTooLargeError past metrics.MAX_COEFFICIENTS.
+    """
+    latency = latency_matrix(inv)
+    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
+    problem, narrowed = narrow_ranges(build_problem(inv, blocks, risk_weight, latency_matrix(inv, blocks)))
+    return problem, forced, narrowed
 
 
 def _repair(
