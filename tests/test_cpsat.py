@@ -17,6 +17,7 @@ from migplan.solve.cpsat import (
     ModelOptions,
     build_model,
     build_problem,
+    latency_matrix,
     objective_value,
     scaled,
     solve,
@@ -273,3 +274,22 @@ def test_sub_model_objective_moves_exactly_like_the_chatty_cost(seed: int) -> No
         values.append(round(solver.objective_value))  # an integer objective, returned as a float
     chatty = [int(problem.weight @ np.abs(p[problem.eu] - p[problem.ev])) for p in (base, target)]
     assert values[1] - values[0] == chatty[1] - chatty[0]
+
+
+def test_the_latency_drop_never_forbids_a_split_the_true_budget_allows() -> None:
+    # a -> b alone adds 99.3 ms of a's 100; dropping a -> c (0.9 ms) off the budget would
+    # leave 99.1 ms and forbid a plan that meets every budget
+    from conftest import planner_problem
+
+    apps = [App("a", 1, latency_budget_ms=100), App("b", 1), App("c", 1), App("x", 1)]
+    deps = [
+        Dependency("a", "b", 10, calls_per_request=3.31),
+        Dependency("a", "c", 10, calls_per_request=0.03),
+    ]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=2, capacity_apps=2.0))
+    plan = np.array([1, 2, 1, 2])  # a -> b split, a -> c not
+    assert metrics.evaluate(inv, Plan.from_array(plan, 2)).feasible
+    _, problem = planner_problem(inv)
+    assert violations(problem, plan).count == 0
+    L, dropped, _ = latency_matrix(inv)  # without blocks the 1 % drop applies in full
+    assert dropped[0] > 0.8 and L[0].nnz == 1

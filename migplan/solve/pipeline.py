@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
@@ -271,8 +272,9 @@ def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[In
     blocks' ranges narrowed to the waves the budgets allow.  Raises
     metrics.LatencyModelTooLargeError past metrics.MAX_COEFFICIENTS.
     """
-    latency = latency_matrix(inv)
-    blocks, forced = contract_unsplittable(inv, latency[0], latency[2])
+    coefficients = metrics.latency_coefficients(inv, 0.0)  # cached: latency_matrix reads it again
+    unbounded = np.flatnonzero(np.asarray(coefficients.unbounded_edges, dtype=bool)).astype(np.int64)
+    blocks, forced = contract_unsplittable(inv, sp.csr_matrix(coefficients.matrix), unbounded)
     problem, narrowed = narrow_ranges(build_problem(inv, blocks, risk_weight, latency_matrix(inv, blocks)))
     return problem, forced, narrowed
 
