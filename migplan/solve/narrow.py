@@ -4,7 +4,7 @@ when placing it there breaks some budget in every plan.
 Why: the construction is latency-blind, so a block whose calls to blocks pinned later
 already exceed a budget when it sits early is started there anyway, and the repair then
 has to move it and everything around it.  On a 10,000-app estate the last broken budget
-of a run was of that kind: a 120-app block in wave 10 calls two blocks pinned to 11 and
+of a run was of that kind: a 341-app block in wave 10 calls two blocks pinned to 11 and
 11-12, whose two calls alone add 40.03 ms to an app with 40 ms; no neighbourhood moved
 the block (and its callees) a wave later.
 
