@@ -185,12 +185,12 @@ def plan(
     except metrics.LatencyModelTooLargeError as err:
         no_forced = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         return _finish(run, None, None, "no-plan-found", (_too_large(err),), risk_weight, no_forced)
-    blocks = problem.blocks
-    # a clustered start honours the ranges the budgets imply (the search may pass outside
-    # them); on NetEase (622 blocks, one level) narrowed starts left 9-12 violations on
-    # seeds 0-2 where plain starts gave plans on seeds 0-3
+    # estates searched on clusters use the ranges the budgets imply (the bench estate's
+    # --seed 2 became feasible); on NetEase (622 blocks, one level) narrowed ranges left
+    # 9-12 violations on seeds 0-2 where plain ones gave plans on seeds 0-3
     multilevel = blocks.count >= MULTILEVEL_BLOCKS
-    start_problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
+    problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
+    blocks = problem.blocks
     run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]), narrowed_ranges=narrowed)
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
         errors = _precheck(inv) or _explain(run, problem, "infeasible")[0]
@@ -207,10 +207,10 @@ def plan(
         budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
     if multilevel:
-        level = feasibility.coarse_level(start_problem, risk_weight, budget, options.seed, cycle=0)
+        level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
         start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
     else:
-        start = _construct(run, start_problem)
+        start = _construct(run, problem)
 
     run.begin("feasibility")
     # small estates: a short repair only gives the full model a feasible hint
