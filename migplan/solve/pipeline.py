@@ -188,7 +188,7 @@ def plan(
     # estates searched on clusters use the ranges the budgets imply (the bench estate's
     # --seed 2 became feasible); on NetEase (622 blocks, one level) narrowed ranges left
     # 9-12 violations on seeds 0-2 where plain ones gave plans on seeds 0-3
-    multilevel = blocks.count >= MULTILEVEL_BLOCKS
+    multilevel = problem.count >= MULTILEVEL_BLOCKS
     problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
     blocks = problem.blocks
     run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]), narrowed_ranges=narrowed)
