@@ -26,7 +26,7 @@ RunMigplan = Callable[..., subprocess.CompletedProcess[str]]
 
 def planner_problem(inv: Inventory, risk_weight: float = 1.0) -> tuple[Blocks, Problem]:
     """The exact blocks and block problem the planner builds for ``inv`` (pipeline.plan's first stage)."""
-    problem = block_problem(inv, risk_weight)[0]  # before narrow.narrow_ranges, as the search sees it
+    problem = block_problem(inv, risk_weight)[0]  # not narrowed: only estates of 1,000+ blocks are
     return problem.blocks, problem
 
 

@@ -10,16 +10,14 @@ from hypothesis import strategies as st
 
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Scenario
-from migplan.solve.cpsat import Problem, build_problem, latency_matrix, violations
-from migplan.solve.forced import contract_unsplittable
+from migplan.solve.cpsat import Problem, violations
 from migplan.solve.narrow import narrow_ranges
+from migplan.solve.pipeline import block_problem
 
 
 def _problem(inv: Inventory) -> Problem:
-    """The block problem before narrowing (pipeline.block_problem without its last step)."""
-    latency = latency_matrix(inv)
-    blocks, _ = contract_unsplittable(inv, latency[0], latency[2])
-    return build_problem(inv, blocks, 1.0, latency_matrix(inv, blocks))
+    """The block problem the planner narrows (estates of 1,000+ blocks)."""
+    return block_problem(inv, 1.0)[0]
 
 
 def _inv(budget: float, second_call: bool, waves: int = 3) -> Inventory:

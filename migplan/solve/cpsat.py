@@ -121,14 +121,20 @@ def latency_matrix(
     A split below a divergent cycle makes latency unbounded, so those dependencies are
     returned for contraction.
     """
-    result = metrics.latency_coefficients(inv, 0.0)
-    unsplittable = np.flatnonzero(np.asarray(result.unbounded_edges, dtype=bool)).astype(np.int64)
-    full = sp.csr_matrix(result.matrix)
+    full, unsplittable = latency_source(inv)
     allowance = LATENCY_DROP_SHARE * inv.budgets
     if blocks is not None:
         allowance = np.minimum(allowance, _room_beside_largest_call(inv, blocks, full))
     L, dropped = _drop_small_coefficients(full, allowance)
     return L, dropped, unsplittable
+
+
+def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, IntArray]:
+    """(every latency coefficient, dependencies whose split makes some app's latency
+    unbounded) from metrics.latency_coefficients, which caches them on ``inv``."""
+    result = metrics.latency_coefficients(inv, 0.0)
+    unbounded = np.flatnonzero(np.asarray(result.unbounded_edges, dtype=bool)).astype(np.int64)
+    return sp.csr_matrix(result.matrix), unbounded
 
 
 def _room_beside_largest_call(inv: Inventory, blocks: Blocks, L: sp.csr_matrix) -> FloatArray:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
@@ -40,6 +39,7 @@ from migplan.solve.cpsat import (
     build_model,
     build_problem,
     latency_matrix,
+    latency_source,
     objective_value,
     solve,
     violations,
@@ -277,9 +277,7 @@ def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[In
     rows' drops fitted to the blocks.  Raises metrics.LatencyModelTooLargeError past
     metrics.MAX_COEFFICIENTS.
     """
-    coefficients = metrics.latency_coefficients(inv, 0.0)  # cached: latency_matrix reads it again
-    unbounded = np.flatnonzero(np.asarray(coefficients.unbounded_edges, dtype=bool)).astype(np.int64)
-    blocks, forced = contract_unsplittable(inv, sp.csr_matrix(coefficients.matrix), unbounded)
+    blocks, forced = contract_unsplittable(inv, *latency_source(inv))  # cached: latency_matrix reads it again
     return build_problem(inv, blocks, risk_weight, latency_matrix(inv, blocks)), forced
 
 
