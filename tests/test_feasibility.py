@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
+import pytest
 from conftest import planner_problem
 
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
+from migplan.solve import feasibility
 from migplan.solve.blocks import build_blocks
 from migplan.solve.coarsen import coarsen
-from migplan.solve.cpsat import ModelOptions, build_problem, violations
+from migplan.solve.cpsat import ModelOptions, Problem, build_problem, objective_units, violations
 from migplan.solve.feasibility import (
     CUT_MAX_BLOCKS,
+    DAMAGE_LIMIT,
     LEVEL_SHARES,
     _at_cut,
     _kick_window,
@@ -38,6 +42,57 @@ def test_repair_moves_the_callee_back_under_budget() -> None:
     result = repair(problem, start, Budget.start(20, 20, None), np.random.default_rng(0))
     assert result.violations.count == 0
     assert metrics.evaluate(inv, Plan.from_array(result.waves, 3)).feasible
+
+
+def _one_violation_and_a_chatty_pair() -> tuple[Inventory, np.ndarray]:
+    """fe (budget 35 ms) pays 75 ms in period 2 (fe -> svc, svc -> db, svc -> db2 split);
+    x -> y carries 1,000 qps and sits in one wave."""
+    apps = [
+        App(a, 1, latency_budget_ms=35 if a == "fe" else None) for a in ("fe", "svc", "db", "db2", "x", "y")
+    ]
+    deps = [
+        Dependency("fe", "svc", 10),
+        Dependency("svc", "db", 10),
+        Dependency("svc", "db2", 10, 0.5),
+        Dependency("x", "y", 1000),
+    ]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=3, capacity_apps=6.0, risk_weight=0.0))
+    return inv, np.array([1, 3, 2, 2, 1, 1])
+
+
+def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    inv, start = _one_violation_and_a_chatty_pair()
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    shrink = np.array([1, 3, 2, 3, 3, 1])  # db2 follows svc (75 -> 60 ms), x leaves y: +2,000 qps
+    clear = np.array([1, 2, 2, 2, 3, 1])  # svc joins its callees: fe pays 30 ms, x still leaves y
+    before = violations(problem, start)
+    assert (
+        violations(problem, shrink).count == before.count and violations(problem, shrink).score < before.score
+    )
+    assert violations(problem, clear).count == 0
+    assert objective_units(problem, shrink) > DAMAGE_LIMIT * objective_units(problem, start)
+
+    def offer(plan: np.ndarray) -> Callable[..., np.ndarray]:
+        def fake(
+            problem: Problem,
+            waves: np.ndarray,
+            free: np.ndarray,
+            options: ModelOptions,
+            budget: Budget,
+            *rest: object,
+        ) -> np.ndarray:
+            budget.charge(1.0)
+            return plan.copy()
+
+        return fake
+
+    monkeypatch.setattr(feasibility, "sub_solve", offer(shrink))
+    kept = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
+    assert kept.accepted == 0 and kept.steps > 0
+    assert np.array_equal(kept.waves, start)
+    monkeypatch.setattr(feasibility, "sub_solve", offer(clear))
+    cleared = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
+    assert cleared.accepted == 1 and cleared.violations.count == 0
 
 
 def test_a_kick_clears_a_budget_whose_fix_overfills_a_wave() -> None:
