@@ -21,6 +21,7 @@ import numpy as np
 
 from migplan.model import IntArray
 from migplan.solve.cpsat import ModelOptions, Problem, objective_units
+from migplan.solve.polish import polish
 from migplan.solve.search import Budget, ball, sub_solve
 
 SUB_SOLVE_WORK = 0.4  # deterministic seconds per sub-solve
@@ -52,6 +53,11 @@ def improve(
     steps = accepted = 0
     if problem.count < 2:
         return ImproveResult(current, best, 0, 0)
+    polished = polish(problem, current, budget)
+    if polished.objective < best:
+        current, best = polished.waves, polished.objective
+        if on_step is not None:
+            on_step(current, best)
     while not budget.exhausted():
         free, options = _neighbourhood(problem, current, rng)
         found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK, workers)
@@ -60,7 +66,8 @@ def improve(
             continue
         value = objective_units(problem, found)
         if value < best:
-            current, best = found, value
+            polished = polish(problem, found, budget)
+            current, best = polished.waves, min(value, polished.objective)
             accepted += 1
             if on_step is not None:
                 on_step(current, best)
