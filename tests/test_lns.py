@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from conftest import planner_problem
 
@@ -47,3 +49,24 @@ def test_balls_are_centred_where_the_chatty_cost_is_paid() -> None:
     share = sum(d in paying for d in draws) / len(draws)
     uniform = len(paying) / problem.count
     assert share > GUIDED_SHARE * 0.8 > 3 * uniform
+
+
+def test_one_wave_leaves_nothing_to_search() -> None:
+    """With K = 1 every plan is the same plan: no sub-solve is spent on it."""
+    inv = generate_estate(250, 2).inventory
+    one_wave = replace(
+        inv,
+        scenario=replace(
+            inv.scenario,
+            waves=1,
+            capacity_apps=None,
+            capacity_instances=None,
+            capacity_data_gb=None,
+            max_risk=None,
+        ),
+    )
+    _, problem = planner_problem(one_wave)
+    budget = Budget.start(1.0, 60, None)
+    result = improve(problem, np.ones(problem.count, dtype=np.int64), budget, np.random.default_rng(0))
+    assert result.steps == 0
+    assert budget.used == 0.0

@@ -57,7 +57,7 @@ def improve(
     current = np.asarray(waves, dtype=np.int64).copy()
     best = objective_units(problem, current)
     steps = accepted = 0
-    if problem.count < 2:
+    if problem.count < 2 or problem.K < 2:  # one plan only: nothing to search
         return ImproveResult(current, best, 0, 0)
     polished = polish(problem, current, budget)
     if polished.objective < best:
