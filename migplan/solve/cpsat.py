@@ -361,6 +361,21 @@ def wave_sums(values: np.ndarray, waves: IntArray, K: int) -> np.ndarray:
     return np.bincount(waves - 1, weights=values, minlength=K)[:K]
 
 
+def before_holds(waves: IntArray, earlier: int, later: int) -> bool:
+    """A ``before`` rule instance: ``earlier`` moves in a strictly earlier wave than ``later``."""
+    return bool(waves[earlier] < waves[later])
+
+
+def apart_holds(waves: IntArray, blocks: Sequence[int]) -> bool:
+    """An ``apart`` rule: every named block in a wave of its own."""
+    return len({int(waves[b]) for b in blocks}) == len(blocks)
+
+
+def callee_first_holds(waves: IntArray, callee: int, caller: int) -> bool:
+    """``callees_first``: a callee never moves after its caller."""
+    return bool(waves[callee] <= waves[caller])
+
+
 def violations(problem: Problem, waves: IntArray) -> Violations:
     """Every constraint instance's excess for a block plan (0 everywhere = feasible)."""
     K = problem.K
@@ -385,9 +400,9 @@ def violations(problem: Problem, waves: IntArray) -> Violations:
         if problem.risk_cap is not None
         else np.zeros(K, dtype=np.int64)
     )
-    before = np.array([waves[a] >= waves[b] for a, b, _ in problem.before], dtype=bool)
-    apart = np.array([len(set(waves[list(bs)].tolist())) < len(bs) for bs, _ in problem.apart], dtype=bool)
-    callees = np.array([waves[a] > waves[b] for a, b in problem.callees_first], dtype=bool)
+    before = np.array([not before_holds(waves, a, b) for a, b, _ in problem.before], dtype=bool)
+    apart = np.array([not apart_holds(waves, bs) for bs, _ in problem.apart], dtype=bool)
+    callees = np.array([not callee_first_holds(waves, a, b) for a, b in problem.callees_first], dtype=bool)
     rng = (waves < problem.blocks.lo) | (waves > problem.blocks.hi)
     relative = (
         sum(float(v.sum()) / max(float(problem.caps[r].max()), 1.0) for r, v in capacity.items())

@@ -26,7 +26,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from migplan.model import IntArray
-from migplan.solve.cpsat import Problem, objective_units, splits, wave_sums
+from migplan.solve.cpsat import (
+    Problem,
+    apart_holds,
+    before_holds,
+    callee_first_holds,
+    objective_units,
+    splits,
+    wave_sums,
+)
 from migplan.solve.search import Budget
 
 # work units charged per move checked and per block whose candidates are listed: about the
@@ -201,10 +209,10 @@ def _rules_by_block(problem: Problem) -> dict[int, list[Rule]]:
 def _holds(rule: Rule, waves: IntArray) -> bool:
     kind, bs = rule
     if kind == "before":
-        return bool(waves[bs[0]] < waves[bs[1]])
+        return before_holds(waves, bs[0], bs[1])
     if kind == "callee":
-        return bool(waves[bs[0]] <= waves[bs[1]])
-    return len({int(waves[b]) for b in bs}) == len(bs)
+        return callee_first_holds(waves, bs[0], bs[1])
+    return apart_holds(waves, bs)
 
 
 def polish(problem: Problem, waves: IntArray, budget: Budget) -> PolishResult:
