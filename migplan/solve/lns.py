@@ -27,7 +27,7 @@ import numpy as np
 
 from migplan.model import IntArray
 from migplan.solve.cpsat import ModelOptions, Problem, objective_units
-from migplan.solve.polish import polish
+from migplan.solve.polish import BlockCalls, polish
 from migplan.solve.search import Budget, ball, sub_solve
 
 SUB_SOLVE_WORK = 0.4  # deterministic seconds per sub-solve
@@ -59,7 +59,8 @@ def improve(
     steps = accepted = 0
     if problem.count < 2 or problem.K < 2:  # one plan only: nothing to search
         return ImproveResult(current, best, 0, 0)
-    polished = polish(problem, current, budget)
+    calls = BlockCalls(problem)  # built once: every polish below reads the same calls
+    polished = polish(problem, current, budget, calls)
     if polished.objective < best:
         current, best = polished.waves, polished.objective
         if on_step is not None:
@@ -72,7 +73,7 @@ def improve(
             continue
         value = objective_units(problem, found)
         if value < best:
-            polished = polish(problem, found, budget)
+            polished = polish(problem, found, budget, calls)
             current, best = polished.waves, polished.objective
             accepted += 1
             if on_step is not None:

@@ -64,11 +64,36 @@ class _Calls:
     coef: sp.csr_matrix  # (len(rows), len(edges))
 
 
+class BlockCalls:
+    """Each block's calls (``_Calls``), built on first use and kept for every polish of a run.
+
+    Building them is most of a polish's cost when it is rebuilt each time (0.15 s of about
+    0.25 s per polish on NetEase, 0.46 s for all blocks at 10,000 apps), and they depend
+    on the problem only, not on the plan.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.p = problem
+        self._of: dict[int, _Calls] = {}
+
+    def __getitem__(self, b: int) -> _Calls:
+        if b not in self._of:
+            p = self.p
+            inc = p.incidence
+            edges = inc.indices[inc.indptr[b] : inc.indptr[b + 1]].astype(np.int64)
+            other = np.where(p.eu[edges] == b, p.ev[edges], p.eu[edges])
+            sub = p.latency.by_edge[:, edges].tocsr()
+            rows = np.flatnonzero(np.diff(sub.indptr))
+            self._of[b] = _Calls(edges, other, p.weight[edges], rows, sub[rows])
+        return self._of[b]
+
+
 class _State:
     """The current plan and every load a move can change, kept up to date move by move."""
 
-    def __init__(self, problem: Problem, waves: IntArray) -> None:
+    def __init__(self, problem: Problem, waves: IntArray, calls: BlockCalls) -> None:
         self.p = problem
+        self.calls = calls
         self.waves = np.asarray(waves, dtype=np.int64).copy()
         S = splits(problem, self.waves).astype(np.int64)
         lat = problem.latency
@@ -85,23 +110,11 @@ class _State:
         )
         self.risk_units = np.rint(wave_sums(problem.risk_units, self.waves, K)).astype(np.int64)
         self.objective = objective_units(problem, self.waves)
-        self._calls: dict[int, _Calls] = {}
         self._rules = _rules_by_block(problem)
-
-    def calls(self, b: int) -> _Calls:
-        if b not in self._calls:
-            p = self.p
-            inc = p.incidence
-            edges = inc.indices[inc.indptr[b] : inc.indptr[b + 1]].astype(np.int64)
-            other = np.where(p.eu[edges] == b, p.ev[edges], p.eu[edges])
-            sub = p.latency.by_edge[:, edges].tocsr()
-            rows = np.flatnonzero(np.diff(sub.indptr))
-            self._calls[b] = _Calls(edges, other, p.weight[edges], rows, sub[rows])
-        return self._calls[b]
 
     def chatty_gains(self, b: int) -> IntArray:
         """(K,) change of the chatty cost if block b moved to each wave (index wave - 1)."""
-        c = self.calls(b)
+        c = self.calls[b]
         w_other = self.waves[c.other]
         targets = np.arange(1, self.p.K + 1)
         now = int(c.weight @ np.abs(self.waves[b] - w_other))
@@ -121,10 +134,10 @@ class _State:
         p, w = self.p, int(self.waves[b])
         if t == w or t < p.blocks.lo[b] or t > p.blocks.hi[b]:
             return False
-        c = self.calls(b)
+        c = self.calls[b]
         w_other = self.waves[c.other]
         delta = int(c.weight @ (np.abs(t - w_other) - np.abs(w - w_other))) + self.risk_change(b, t)
-        if delta >= 0 or not self._loads_fit(b, w, t) or not self._rules_hold(b, t):
+        if delta >= 0 or not self._loads_fit(b, t) or not self._rules_hold(b, t):
             return False
         periods = np.arange(min(w, t), max(w, t))  # 1-based periods whose splits change
         before = (w <= periods[None, :]) != (w_other[:, None] <= periods[None, :])
@@ -161,7 +174,7 @@ class _State:
         self.objective += delta
         return True
 
-    def _loads_fit(self, b: int, w: int, t: int) -> bool:
+    def _loads_fit(self, b: int, t: int) -> bool:
         """Wave t's capacity and risk loads stay within their limits (or within their excess)."""
         p = self.p
         for res, load in p.loads.items():
@@ -215,12 +228,15 @@ def _holds(rule: Rule, waves: IntArray) -> bool:
     return apart_holds(waves, bs)
 
 
-def polish(problem: Problem, waves: IntArray, budget: Budget) -> PolishResult:
+def polish(
+    problem: Problem, waves: IntArray, budget: Budget, calls: BlockCalls | None = None
+) -> PolishResult:
     """Sweep single-block moves, best listed gain first, until a sweep makes none or the budget ends.
 
     The objective never rises and no constraint instance gets worse (module docstring).
+    ``calls``: the problem's ``BlockCalls``, shared by repeated polishes of one problem.
     """
-    state = _State(problem, waves)
+    state = _State(problem, waves, calls if calls is not None else BlockCalls(problem))
     moves = checks = 0
     for _ in range(MAX_SWEEPS):
         if budget.exhausted():
