@@ -95,6 +95,18 @@ def test_an_unproven_small_plan_reports_cp_sat_s_bound_on_the_full_model() -> No
     assert cut_short.solver_info["quality"].startswith("gap ≤")
 
 
+def test_one_wave_is_reported_as_proven_optimal_on_the_large_path() -> None:
+    """K = 1 has one plan only; past SMALL_BLOCKS (no full model) it is still called optimal."""
+    n = pipeline.SMALL_BLOCKS + 20
+    apps = [App(f"a{i:03d}", 10.0) for i in range(n)]
+    deps = [Dependency(f"a{i:03d}", f"a{i + 1:03d}", 5.0, sync=False) for i in range(0, n - 1, 2)]
+    result = plan(_inv(apps, deps, waves=1), PlanOptions(time_limit=20))
+    assert result.solver_info["blocks"] > pipeline.SMALL_BLOCKS
+    assert result.status == "optimal"
+    assert result.gap == 0.0
+    assert result.plan is not None and set(result.plan.waves) == {1}
+
+
 def test_risk_weight_option_overrides_the_scenario() -> None:
     apps = [App(x, 1.0, criticality=1 if x == "a" else 5) for x in "abcd"]
     inv = _inv(apps, [Dependency("a", "b", 1)], waves=2, risk_weight=0.0)

@@ -267,6 +267,8 @@ def plan(
         accepted=improved.accepted,
     )
     status = "interrupted" if budget.stop.is_set() else "feasible"
+    if problem.K == 1 and status == "feasible":
+        status = "optimal"  # one wave: this plan is the only plan there is
     return _finish(run, problem, improved.waves, status, (), risk_weight, forced)
 
 
