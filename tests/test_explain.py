@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from migplan.model import App, Dependency, Finding, Inventory, Rule, Scenario
@@ -110,3 +112,28 @@ def test_a_proof_model_too_large_to_build_in_time_is_declined_with_its_size(
     (finding,) = why(inv)
     assert finding.code == "no-plan-found"
     assert "2 terms" in finding.message
+
+
+def test_building_the_proof_model_counts_in_its_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow build leaves the first solve only what is left of ``wall`` (at least the minimum)."""
+    build, solve = explain_module.build_model, explain_module.solve
+    seen: list[float] = []
+
+    def slow_build(*args: object, **kwargs: object) -> object:
+        time.sleep(0.4)
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(float(kwargs["wall_time"]))  # type: ignore[arg-type]
+        return solve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(explain_module, "build_model", slow_build)
+    monkeypatch.setattr(explain_module, "solve", spy)
+    apps = [App(f"s{i}", 1) for i in range(5)]
+    inv = _inv(apps, [], waves=2, capacity_apps=2.0)
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    explain(inv, problem, Budget.start(60, 60, None), wall=1.0)
+    assert explain_module.MIN_SEARCH_SECONDS <= seen[0] <= 0.6
+    seen.clear()
+    explain(inv, problem, Budget.start(60, 60, None), wall=0.2)
+    assert seen[0] == explain_module.MIN_SEARCH_SECONDS  # the build used it all: the minimum

@@ -1,0 +1,85 @@
+"""How often the planner finds a plan for mid-size estates that are known to have one.
+
+    python -m bench.feasibility_sweep [--time-limit 60] [--estates 800:25 1200:26 ...]
+
+Every ``generate_estate(n, seed)`` estate has a planted plan that meets every rule, and
+its budgets, capacities and risk cap are fitted to that plan (budgets at 1.1 x its added
+latency), so "no plan found" is always the planner's failure, never the estate's.  Runs
+``pipeline.plan`` with ``PlanOptions(time_limit=...)`` (the defaults of ``migplan plan
+--time-limit``) on each estate and prints a markdown table: blocks, status, chatty cost
+(planner and planted plan), wall seconds, whether the wall clock cut the work budget, and
+the violations the feasibility stage left.  The last line counts the plans found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+from migplan import metrics
+from migplan.generate import generate_estate
+from migplan.solve.pipeline import PlanOptions, plan
+
+# (apps, seed): 12 waves each; sizes where the block-level repair does all the work
+ESTATES = (
+    (700, 33),
+    (700, 34),
+    (800, 24),
+    (800, 25),
+    (1000, 30),
+    (1000, 31),
+    (1000, 32),
+    (1200, 26),
+    (1400, 35),
+    (1500, 27),
+)
+
+
+def _estate(text: str) -> tuple[int, int]:
+    apps, _, seed = text.partition(":")
+    return int(apps), int(seed)
+
+
+def row(n: int, seed: int, time_limit: float) -> tuple[str, bool]:
+    """One planner run as a table row, and whether it found a plan."""
+    estate = generate_estate(n, seed)
+    planted = metrics.evaluate(estate.inventory, estate.planted)
+    started = time.perf_counter()
+    result = plan(estate.inventory, PlanOptions(time_limit=time_limit, seed=0))
+    wall = time.perf_counter() - started
+    info = result.solver_info
+    repair = next((s for s in result.stages if s["name"] == "feasibility"), {})
+    chatty = f"{result.evaluation.chatty_cost:,.0f}" if result.evaluation is not None else ""
+    text = (
+        f"| {n} | {seed} | {info.get('blocks', '')} | {result.status} | {chatty} "
+        f"| {planted.chatty_cost:,.0f} | {wall:.1f} | {info.get('wall_clock_cut', '')} "
+        f"| {repair.get('violations', '')} |"
+    )
+    return text, result.plan is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0")
+    print()
+    print(
+        "| apps | estate seed | blocks | status | chatty cost | planted plan's | wall s | wall cut"
+        " | left by repair |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    found = 0
+    for n, seed in args.estates:
+        text, ok = row(n, seed, args.time_limit)
+        found += ok
+        print(text, flush=True)
+    print()
+    print(f"plans found: {found} of {len(args.estates)}")
+
+
+if __name__ == "__main__":
+    main()
