@@ -95,6 +95,36 @@ def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.
     assert cleared.accepted == 1 and cleared.violations.count == 0
 
 
+def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One broken row, no step ever found: kicks come on the 5th failure only (every 5th step)
+    until STALL_STEPS failures in a row; from then on at least every other step is one."""
+    inv, start = _one_violation_and_a_chatty_pair()
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    kicked: list[bool] = []
+
+    def nothing_found(
+        problem: Problem,
+        waves: np.ndarray,
+        free: np.ndarray,
+        options: ModelOptions,
+        budget: Budget,
+        *rest: object,
+    ) -> None:
+        kicked.append(options.clear_row is not None)
+        budget.charge(1.0)
+
+    monkeypatch.setattr(feasibility, "sub_solve", nothing_found)
+    result = repair(problem, start, Budget.start(16, 60, None), np.random.default_rng(0))
+    assert result.steps == len(kicked) == 16 and result.accepted == 0
+    first = feasibility.STALL_STEPS
+    assert not any(kicked[:first] if first <= feasibility.KICK else kicked[: feasibility.KICK])
+    assert all(kicked[first::2])  # every other step from the stall on
+    assert sum(kicked) > len(kicked) // feasibility.ATTEMPT_KINDS + 1  # more than the cycle alone gives
+    kicked.clear()
+    without = repair(problem, start, Budget.start(6, 60, None), np.random.default_rng(0), kicks=False)
+    assert without.steps == 6 and not any(kicked)  # a kick's own repair never kicks
+
+
 def test_a_kick_clears_a_budget_whose_fix_overfills_a_wave() -> None:
     # waves 1: a b | 2: c d | 3: e f, two apps per wave; a -> c split costs a 30 ms of its 10.
     # a can only join c in wave 2 (b is pinned to 1, d may not come before 2), which overfills
