@@ -428,7 +428,11 @@ def objective_units(problem: Problem, waves: IntArray) -> int:
 
 def risk_term_units(problem: Problem, waves: IntArray) -> int:
     """Pilot (risk share of wave 1) + spread (largest wave's risk share), in risk units."""
-    per_wave = np.rint(wave_sums(problem.risk_units, waves, problem.K)).astype(np.int64)
+    return pilot_plus_spread(np.rint(wave_sums(problem.risk_units, waves, problem.K)).astype(np.int64))
+
+
+def pilot_plus_spread(per_wave: IntArray) -> int:
+    """The risk term of per-wave risk units: wave 1's plus the largest wave's."""
     return int(per_wave[0] + per_wave.max())
 
 

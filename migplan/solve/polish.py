@@ -32,6 +32,7 @@ from migplan.solve.cpsat import (
     before_holds,
     callee_first_holds,
     objective_units,
+    pilot_plus_spread,
     splits,
     wave_sums,
 )
@@ -126,8 +127,7 @@ class _State:
         units = self.risk_units.copy()
         units[self.waves[b] - 1] -= int(self.p.risk_units[b])
         units[t - 1] += int(self.p.risk_units[b])
-        before = int(self.risk_units[0] + self.risk_units.max())
-        return self.p.risk_weight_units * (int(units[0] + units.max()) - before)
+        return self.p.risk_weight_units * (pilot_plus_spread(units) - pilot_plus_spread(self.risk_units))
 
     def try_move(self, b: int, t: int) -> bool:
         """Move block b to wave t when that lowers the objective and worsens no constraint."""
