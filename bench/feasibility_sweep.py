@@ -14,9 +14,9 @@ the violations the feasibility stage left.  The last line counts the plans found
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
+from bench.run import machine_line
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.solve.pipeline import PlanOptions, plan
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(machine_line())
     print(f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0")
     print()
     print(

@@ -221,6 +221,11 @@ def machine() -> dict[str, str]:
     }
 
 
+def machine_line(info: dict[str, str] | None = None) -> str:
+    """``machine()`` (or ``info``) on one line, as every bench table prints it on top."""
+    return ", ".join(f"{k}: {v}" for k, v in (info if info is not None else machine()).items())
+
+
 COLUMNS = (
     ("dataset", "dataset"),
     ("apps", "apps"),
@@ -258,7 +263,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, str], command: str) -> 
         "",
         f"`{command}`",
         "",
-        ", ".join(f"{k}: {v}" for k, v in info.items()),
+        machine_line(info),
         "",
         "| " + " | ".join(title for _, title in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

@@ -14,11 +14,11 @@ each full-model phase.
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import time
 from dataclasses import replace
 
+from bench.run import machine_line
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Inventory, Scenario
 from migplan.solve.pipeline import PlanOptions, plan
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[5, 6])
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(machine_line())
     print(
         "| apps | waves | seed | blocks | literals | status | objective | quality | wall s | phases (work) |"
     )
