@@ -647,8 +647,12 @@ def _err(code: str, message: str, apps: tuple[str, ...] = (), **kw: Any) -> Find
     return Finding("error", code, message, apps=apps, **kw)
 
 
-def _fmt(x: float) -> str:
-    return f"{x:,.6g}" if abs(x) < 1e6 else f"{x:,.0f}"
+def number_text(x: float) -> str:
+    """A figure as a message shows it: 6 significant digits, whole numbers with thousands
+    separators, and past 1e15 (deep call chains' latencies) in exponent form."""
+    if abs(x) < 1e6:
+        return f"{x:,.6g}"
+    return f"{x:,.0f}" if abs(x) < 1e15 else f"{x:.4g}"
 
 
 def _wave_findings(inv: Inventory, w: IntArray) -> list[Finding]:
@@ -675,9 +679,10 @@ def _capacity_findings(inv: Inventory, loads: dict[str, FloatArray]) -> list[Fin
             out.append(
                 _err(
                     "capacity",
-                    f"wave {k + 1} moves {_fmt(loads[res][k])} {res}, over its capacity of {_fmt(cap[k])}",
-                    value=_fmt(loads[res][k]),
-                    expected=f"<= {_fmt(cap[k])} {res}",
+                    f"wave {k + 1} moves {number_text(loads[res][k])} {res}, "
+                    f"over its capacity of {number_text(cap[k])}",
+                    value=number_text(loads[res][k]),
+                    expected=f"<= {number_text(cap[k])} {res}",
                 )
             )
     return out
@@ -820,10 +825,10 @@ def _link_findings(inv: Inventory, load: FloatArray) -> list[Finding]:
     return [
         _err(
             "link",
-            f"period {k + 1} (after wave {k + 1}) puts {_fmt(load[k])} Gbps on the inter-site link, "
-            f"over its {_fmt(cap)} Gbps",
-            value=_fmt(load[k]),
-            expected=f"<= {_fmt(cap)} Gbps",
+            f"period {k + 1} (after wave {k + 1}) puts {number_text(load[k])} Gbps on the inter-site link, "
+            f"over its {number_text(cap)} Gbps",
+            value=number_text(load[k]),
+            expected=f"<= {number_text(cap)} Gbps",
         )
         for k in np.flatnonzero(_over(load, cap))
     ]

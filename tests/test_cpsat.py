@@ -293,3 +293,29 @@ def test_the_latency_drop_never_forbids_a_split_the_true_budget_allows() -> None
     assert violations(problem, plan).count == 0
     L, dropped, _ = latency_matrix(inv)  # without blocks the 1 % drop applies in full
     assert dropped[0] > 0.8 and L[0].nnz == 1
+
+
+def test_latencies_past_int64_keep_their_meaning() -> None:
+    # a0 -> a1 -> ... -> a79, 3 calls per request each: splitting a_i -> a_(i+1) adds
+    # 30 x 3^(i+1) ms to a0 (1e39 ms deep down, past int64 in 0.001 ms units).  20 loose apps and
+    # 50 apps per wave: the chain is cut once, after a_29 .. a_49; deeper cuts are cheaper
+    # (qps 100 - i), but a0's budget of 1.5 x 30 x 3^46 ms stops them after a_45.
+    chain = [Dependency(f"a{i}", f"a{i + 1}", 100.0 - i, calls_per_request=3.0) for i in range(79)]
+    loose = [App(f"x{i}", 1.0) for i in range(20)]
+
+    def estate(root_budget: float) -> Inventory:
+        apps = [App("a0", 1.0, latency_budget_ms=root_budget)]
+        apps += [App(f"a{i}", 1.0, latency_budget_ms=1e300) for i in range(1, 80)]
+        return _inv(apps + loose, chain, waves=2, capacity_apps=50.0)
+
+    cost, waves = optimum(estate(1.5 * 30 * 3.0**46))
+    assert cost == 100 - 45 and waves is not None
+    assert waves[45] != waves[46] and len(set(waves[:46])) == 1 and len(set(waves[46:80])) == 1
+    assert optimum(estate(1e300))[0] == 100 - 49  # no budget binds: the deepest cut
+
+
+def test_a_small_pilot_beside_an_unlimited_wave_still_binds() -> None:
+    # units are scaled from the largest capacity: 1e15 used to scale the pilot's 1 app to 0
+    pinned = _chain(a={"pinned_wave": 1})
+    cost, waves = optimum(_inv(pinned, CHAIN, waves=2, capacity_apps=(1.0, 1e15)))
+    assert cost == 10 and waves == [1, 2, 2, 2]  # a alone in the pilot, the rest after it

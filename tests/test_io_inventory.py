@@ -174,6 +174,28 @@ def test_bad_numbers(write_inventory: WriteInventory, text: str) -> None:
     assert (bad.file, bad.row, bad.column, bad.value) == ("apps.csv", 2, "qps", text)
 
 
+def test_numbers_past_1e15_are_refused_by_name(write_inventory: WriteInventory) -> None:
+    # three calls of 1e308 qps add up to inf: the planner could not scale them
+    apps = "app_id,qps,instances,latency_budget_ms\nweb,1e15,1,1e300\napi,2e15,10000000000000000,5\n"
+    deps = "caller,callee,qps,calls_per_request,kb_per_call\nweb,api,1e308,1e16,1e15\n"
+    scenario = "link_gbps = 1e16\n[wave_capacity]\ndata_gb = [1e15, 1e16]\napps = 2e15\n"
+    result = load_inventory(write_inventory(apps, deps, scenario))
+    assert result.inventory is None
+    bad = {(f.file, f.row, f.column, f.value): f for f in result.errors}
+    assert set(bad) == {
+        ("apps.csv", 2, "latency_budget_ms", "1e300"),
+        ("apps.csv", 3, "qps", "2e15"),
+        ("apps.csv", 3, "instances", "10000000000000000"),
+        ("dependencies.csv", 2, "qps", "1e308"),
+        ("dependencies.csv", 2, "calls_per_request", "1e16"),
+        ("scenario.toml", 1, "link_gbps", "1e+16"),
+        ("scenario.toml", 3, "wave_capacity.data_gb", "1e+16"),
+        ("scenario.toml", 4, "wave_capacity.apps", "2000000000000000.0"),
+    }, sorted(map(str, bad))
+    assert all("at most 1e15" in (f.expected or "") for f in bad.values())
+    assert "too large" in bad["apps.csv", 3, "qps", "2e15"].message
+
+
 def test_numbers_and_ids_are_stripped(write_inventory: WriteInventory) -> None:
     inv = load_inventory(
         write_inventory("app_id,qps,data_gb\n  web  , 1e3 ,  2.5\n", "caller,callee,qps\n")

@@ -539,3 +539,8 @@ def test_coefficients_past_the_limit_stop_with_the_count_instead_of_filling_memo
         metrics.latency_coefficients(_chain(20))
     assert raised.value.limit == entries - 1 and raised.value.entries > entries - 1
     assert f"more than {entries - 1:,} coefficients" in str(raised.value)
+
+
+def test_figures_in_messages_stay_readable() -> None:
+    # a deep call chain's latency reached 3.6e20 ms, which used to print as 21 digits
+    assert [metrics.number_text(x) for x in (29.5, 1234567.0, 3.6e20)] == ["29.5", "1,234,567", "3.6e+20"]

@@ -17,11 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from migplan.io.schema import MAX_NUMBER, NUMBER, NonNegative
 from migplan.model import Finding, Rule, Scenario
 
 FILE = "scenario.toml"
-
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class ScenarioKeys(BaseModel):
@@ -34,7 +33,7 @@ class ScenarioKeys(BaseModel):
     rtt_ms: NonNegative | None = None
     waves: Annotated[int, Field(ge=1)] | None = None
     default_latency_budget_ms: NonNegative | None = None
-    link_gbps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    link_gbps: Annotated[float, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)] | None = None
     callees_first: bool | None = None
     split_cycles: bool | None = None
     risk_weight: NonNegative | None = None
@@ -63,13 +62,13 @@ CONSTRAINT_KEYS = tuple(ConstraintKeys.model_fields)
 EXPECTED = {
     "source": "text",
     "target": "text",
-    "rtt_ms": "a number ≥ 0 (ms)",
+    "rtt_ms": f"{NUMBER} (ms)",
     "waves": "an integer ≥ 1",
-    "default_latency_budget_ms": "a number ≥ 0 (ms)",
-    "link_gbps": "a number > 0 (Gbps)",
+    "default_latency_budget_ms": f"{NUMBER} (ms)",
+    "link_gbps": "a number > 0, at most 1e15 (Gbps)",
     "callees_first": "true or false",
     "split_cycles": "true or false",
-    "risk_weight": "a number ≥ 0",
+    "risk_weight": NUMBER,
     "kind": '"before", "together" or "apart"',
     "apps": "a list of at least 2 app ids",
     "max_risk": "a number in (0, 1]",
@@ -141,10 +140,11 @@ def _capacity(key: str, value: object, waves: int | None, lines: _Lines) -> tupl
     """A number for every wave, or a list of exactly K numbers."""
     column = f"wave_capacity.{key}"
     row = lines.find("wave_capacity", key)
-    expected = "a number ≥ 0 or a list of K numbers ≥ 0"
+    expected = f"{NUMBER}, or a list of K such numbers"
 
     def number(v: object) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        is_number = isinstance(v, int | float) and not isinstance(v, bool)
+        return is_number and math.isfinite(v) and 0 <= v <= MAX_NUMBER  # type: ignore[arg-type,operator]
 
     if isinstance(value, list):
         bad = [i for i, v in enumerate(value) if not number(v)]
@@ -153,7 +153,7 @@ def _capacity(key: str, value: object, waves: int | None, lines: _Lines) -> tupl
                 Finding(
                     "error",
                     "bad-value",
-                    f"{column}: item {bad[0] + 1} of the list is not a number ≥ 0",
+                    f"{column}: item {bad[0] + 1} of the list is not {NUMBER}",
                     file=FILE,
                     row=row,
                     column=column,
@@ -181,7 +181,7 @@ def _capacity(key: str, value: object, waves: int | None, lines: _Lines) -> tupl
         Finding(
             "error",
             "bad-value",
-            f"{column} is not a number ≥ 0 or a list",
+            f"{column} is not {NUMBER}, or a list",
             file=FILE,
             row=row,
             column=column,

@@ -47,7 +47,12 @@ def _parse_bool(value: object) -> object:
 
 
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# the largest number an input cell or scenario key may hold: sums and products of such numbers
+# over a whole estate stay far inside float64 and the solver's int64 (three calls of 1e308 qps
+# made the total qps inf and the planner fail)
+MAX_NUMBER = 1e15
+NUMBER = "a number ≥ 0, at most 1e15"
+NonNegative = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -62,7 +67,7 @@ class AppRow(TypedDict):
     team: NotRequired[str]
     criticality: NotRequired[Annotated[int, Field(ge=1, le=5)]]
     latency_budget_ms: NotRequired[NonNegative]
-    instances: NotRequired[Annotated[int, Field(ge=1)]]
+    instances: NotRequired[Annotated[int, Field(ge=1, le=int(MAX_NUMBER))]]
     data_gb: NotRequired[NonNegative]
     stateful: NotRequired[Bool]
     kind: NotRequired[str]
@@ -103,11 +108,11 @@ EXPECTED: dict[str, str] = {
     "app_id": "a non-empty id",
     "caller": "a non-empty app_id",
     "callee": "a non-empty app_id",
-    "qps": "a number ≥ 0",
+    "qps": NUMBER,
     "criticality": "an integer 1–5",
-    "latency_budget_ms": "a number ≥ 0 (ms)",
-    "instances": "an integer ≥ 1",
-    "data_gb": "a number ≥ 0",
+    "latency_budget_ms": f"{NUMBER} (ms)",
+    "instances": "an integer ≥ 1, at most 1e15",
+    "data_gb": NUMBER,
     "stateful": BOOL_WORDS,
     "rehearsed": BOOL_WORDS,
     "sync": BOOL_WORDS,
@@ -115,9 +120,9 @@ EXPECTED: dict[str, str] = {
     "earliest_wave": "an integer wave number",
     "latest_wave": "an integer wave number",
     "wave": "an integer wave number",
-    "risk": "a number ≥ 0",
-    "calls_per_request": "a number ≥ 0",
-    "kb_per_call": "a number ≥ 0 (KB)",
+    "risk": NUMBER,
+    "calls_per_request": NUMBER,
+    "kb_per_call": f"{NUMBER} (KB)",
 }
 
 _REASONS: dict[str, str] = {

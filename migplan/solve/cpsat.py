@@ -40,6 +40,9 @@ from migplan.solve.integers import scaled
 
 # Fixed-point resolutions (units per 1 of the float quantity).
 LATENCY_SCALE = 1000.0  # 0.001 ms: ceil per (app, block edge) costs at most that per term
+# a latency row whose budget passes this many units gets a coarser unit, so that every row's
+# sums stay far inside int64 (deep call chains with calls_per_request > 1 reach 1e16 ms)
+ROW_UNITS = float(2**40)
 CAPACITY_UNITS = 1e6  # a capacity maps to about this many units (a power-of-ten scale)
 RISK_SCALE = 100_000.0  # 1e-5 of the total risk
 OBJECTIVE_RESOLUTION = 1e8  # the whole estate's qps maps to at most this many objective units
@@ -54,13 +57,15 @@ class LatencyRows:
     """Latency budgets as integer rows over block edges: sum_e coef[r,e] * s[e,k] <= budget[r].
 
     Only apps whose budget some plan could break get a row (sum of coefficients above
-    the budget); ``app`` maps rows back to apps.
+    the budget); ``app`` maps rows back to apps.  A unit of row r is ``factor[r]`` /
+    LATENCY_SCALE ms: 1 / LATENCY_SCALE unless the budget is past ROW_UNITS of those.
     """
 
     coef: sp.csr_matrix  # (R, E) int64
     budget: IntArray  # (R,)
     app: IntArray  # (R,)
     by_edge: sp.csc_matrix  # same matrix, column access: rows touching an edge
+    factor: FloatArray  # (R,) ms per unit x LATENCY_SCALE
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,18 @@ def build_problem(
     for res in RESOURCES:
         cap = sc.capacity(res)
         if cap is not None:
-            load_scale[res] = decimal_scale(float(max(cap.max(), blocks.load(inv, res).max(initial=0))))
-            loads[res] = scaled(blocks.load(inv, res), load_scale[res], "up")
+            load = blocks.load(inv, res)
+            cap = np.minimum(cap, load.sum())  # past the whole estate's load a capacity is unlimited
+            load_scale[res] = decimal_scale(float(max(cap.max(), load.max(initial=0))))
+            loads[res] = scaled(load, load_scale[res], "up")
             caps[res] = scaled(cap, load_scale[res], "down")
     link_scale = decimal_scale(sc.link_gbps or 0.0)
+    link = None if sc.link_gbps is None else int(scaled(sc.link_gbps, link_scale, "down"))
+    # the link maps to at most CAPACITY_UNITS: a call past twice that breaks it alone, as twice
+    # that does (and fits int64)
+    gbps_units = np.zeros_like(eu)
+    if link is not None:
+        gbps_units = scaled(np.minimum(gbps * link_scale, 2 * CAPACITY_UNITS), 1.0, "up")
 
     app_risk = np.asarray(metrics.risk_scores(inv), dtype=np.float64)
     total_risk = float(app_risk.sum())
@@ -221,8 +234,8 @@ def build_problem(
         edge_of=edge_of,
         weight=scaled(qps, qps_scale, "nearest"),
         qps_scale=qps_scale,
-        gbps=scaled(gbps, link_scale, "up"),
-        link=None if sc.link_gbps is None else int(scaled(sc.link_gbps, link_scale, "down")),
+        gbps=gbps_units,
+        link=link,
         link_scale=link_scale,
         loads=loads,
         caps=caps,
@@ -266,13 +279,22 @@ def _latency_rows(
     cross = np.flatnonzero(edge_of >= 0)
     to_edges = sp.csr_matrix((np.ones(len(cross)), (cross, edge_of[cross])), shape=(inv.m, E))
     Lb = (sp.csr_matrix(L) @ to_edges).tocsr()
-    Lb.data = scaled(Lb.data, LATENCY_SCALE, "up").astype(np.float64)
+    budget_ms = np.maximum(inv.budgets - dropped, 0.0)
+    # units per ms: LATENCY_SCALE, fewer where the budget would pass ROW_UNITS (a row's own
+    # factor keeps the rounding safe: its coefficients still round up, its budget down)
+    factor = np.maximum(1.0, budget_ms / (ROW_UNITS / LATENCY_SCALE))
+    per_ms = LATENCY_SCALE / factor
+    budget = scaled(budget_ms * per_ms, 1.0, "down")
+    # a coefficient past 2 x ROW_UNITS breaks its row alone, as 2 x ROW_UNITS does (and fits int64)
+    row_of = np.repeat(np.arange(Lb.shape[0]), np.diff(Lb.indptr))
+    Lb.data = scaled(np.minimum(Lb.data * per_ms[row_of], 2 * ROW_UNITS), 1.0, "up").astype(np.float64)
     Lb.eliminate_zeros()
-    budget = scaled(np.maximum(inv.budgets - dropped, 0.0), LATENCY_SCALE, "down")
     reachable = np.asarray(Lb.sum(axis=1)).ravel()
     rows = np.flatnonzero(reachable > budget)
     coef = sp.csr_matrix(Lb[rows].astype(np.int64))
-    return LatencyRows(coef=coef, budget=budget[rows], app=rows.astype(np.int64), by_edge=coef.tocsc())
+    return LatencyRows(
+        coef=coef, budget=budget[rows], app=rows.astype(np.int64), by_edge=coef.tocsc(), factor=factor[rows]
+    )
 
 
 def _before_pairs(inv: Inventory, blocks: Blocks) -> tuple[tuple[int, int, int], ...]:
@@ -316,10 +338,7 @@ class Violations:
     callees_first: BoolArray_ = field(default_factory=lambda: np.zeros(0, dtype=bool))
     range: BoolArray_ = field(default_factory=lambda: np.zeros(0, dtype=bool))
     relative_excess: float = 0.0  # capacity, link and risk excess as shares of their limits
-
-    @property
-    def latency_ms(self) -> float:
-        return float(self.latency.sum()) / LATENCY_SCALE
+    latency_ms: float = 0.0  # latency excess in ms, summed over rows and periods
 
     @property
     def count(self) -> int:
@@ -409,7 +428,8 @@ def violations(problem: Problem, waves: IntArray) -> Violations:
         + float(link.sum()) / max(float(problem.link or 1), 1.0)
         + float(risk.sum()) / RISK_SCALE
     )
-    return Violations(latency, capacity, link, risk, before, apart, callees, rng, relative)
+    latency_ms = float(latency.sum(axis=1) @ lat.factor) / LATENCY_SCALE if len(lat.app) else 0.0
+    return Violations(latency, capacity, link, risk, before, apart, callees, rng, relative, latency_ms)
 
 
 def objective_value(problem: Problem, waves: IntArray) -> float:

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from migplan import metrics
+from migplan.metrics import number_text as _num
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Rule
 from migplan.solve.blocks import Blocks, same_wave_pairs
 
@@ -241,10 +242,6 @@ def _exceeds(need: FloatArray | float, cap: FloatArray | float) -> BoolArray:
 
 def _ms(x: float) -> str:
     return _num(round(x, 1))
-
-
-def _num(x: float) -> str:
-    return f"{x:,.6g}" if abs(x) < 1e6 else f"{x:,.0f}"
 
 
 def _capped(found: list[Finding], code: str, what: str) -> list[Finding]:
