@@ -319,3 +319,16 @@ def test_a_small_pilot_beside_an_unlimited_wave_still_binds() -> None:
     pinned = _chain(a={"pinned_wave": 1})
     cost, waves = optimum(_inv(pinned, CHAIN, waves=2, capacity_apps=(1.0, 1e15)))
     assert cost == 10 and waves == [1, 2, 2, 2]  # a alone in the pilot, the rest after it
+
+
+def test_the_latency_drop_is_per_app_even_beside_huge_latencies() -> None:
+    # a0 sits on a 40-deep chain of 3 calls per request (up to 30 x 3^40 ms); w, after it,
+    # calls p once (30 ms) and q 0.01 times (0.3 ms): only q's 0.3 ms fit in 1 % of w's 100 ms
+    chain = [Dependency(f"a{i}", f"a{i + 1}", 1.0, calls_per_request=3.0) for i in range(40)]
+    apps = [App("a0", 1.0, latency_budget_ms=1e15)] + [App(f"a{i}", 1.0) for i in range(1, 41)]
+    apps += [App("w", 1.0, latency_budget_ms=100.0), App("p", 1.0), App("q", 1.0)]
+    deps = [*chain, Dependency("w", "p", 1.0), Dependency("w", "q", 1.0, calls_per_request=0.01)]
+    inv = Inventory(tuple(apps), tuple(deps), Scenario(waves=2))
+    L, dropped, _ = latency_matrix(inv)
+    w = inv.index["w"]
+    assert dropped[w] == pytest.approx(0.3) and L[w].nnz == 1

@@ -159,11 +159,16 @@ def _drop_small_coefficients(L: sp.csr_matrix, allowance: FloatArray) -> tuple[s
     coo = L.tocoo()
     order = np.lexsort((coo.data, coo.row))  # by row, then ascending value
     rows, vals = coo.row[order], coo.data[order]
-    running = np.cumsum(vals)
+    # running sums in shares of each row's allowance, capped at 2: one cumsum over all rows is
+    # exact only while the rows' figures are alike (a row of 1e152 ms, below a deep call chain,
+    # wiped out the sums of the rows after it, and 780 ms were dropped from a 226 ms budget)
+    share = np.where(vals > 0, 2.0, 0.0)
+    np.divide(vals, allowance[rows], out=share, where=allowance[rows] > 0)
+    running = np.cumsum(np.minimum(share, 2.0))
     starts = np.searchsorted(rows, rows, side="left")
     before_row = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0)
     within_row = running - before_row
-    drop = within_row <= allowance[rows]
+    drop = within_row <= 1.0
     dropped = np.bincount(rows[drop], weights=vals[drop], minlength=L.shape[0]).astype(np.float64)
     keep = order[~drop]
     kept = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=L.shape)
