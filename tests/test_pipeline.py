@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -232,8 +233,11 @@ def test_progress_fraction_moves_during_the_feasibility_stage() -> None:
     assert all(0.0 <= f <= 1.0 for f in fractions)
 
 
-def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a plan the improvement stage never runs: its share of the work goes to the repair."""
+def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a plan the improvement stage never runs: its share of the work goes to the repair,
+    and when the work budget ends with time on the clock, OVERTIME_SHARE of it more."""
     from migplan.solve import pipeline
 
     calls: list[tuple[float, float]] = []
@@ -247,12 +251,30 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve(monkeypatch: pytes
     inv = generate_estate(300, 4).inventory
     result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1))
     assert result.status == "no-plan-found"
-    assert len(calls) == 2
-    (_, end1), (used2, end2) = calls
+    assert len(calls) == 3
+    (_, end1), (used2, end2), (used3, end3) = calls
     assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve
     assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)
+    assert used3 == pytest.approx(4) and end3 == pytest.approx(4 * (1 + pipeline.OVERTIME_SHARE))
     stage = next(s for s in result.stages if s["name"] == "feasibility")
-    assert stage["steps"] == 6 and stage["accepted"] == 2
+    assert stage["steps"] == 9 and stage["accepted"] == 3
+    assert stage["overtime_work"] == result.solver_info["overtime_work"] == 4 * pipeline.OVERTIME_SHARE
+    assert result.solver_info["work_limit"] == 4  # the budget as given; the overtime apart
+
+
+def test_no_overtime_when_the_wall_clock_ended_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overtime is for a search the work budget stopped; past the time limit there is none."""
+    calls: list[float] = []
+
+    def stuck(problem: Problem, waves: IntArray, budget: Budget) -> feasibility.RepairResult:
+        calls.append(budget.work)
+        time.sleep(max(budget.wall_left, 0.0) + 0.05)  # a repair that runs into the time limit
+        return feasibility.RepairResult(waves, violations(problem, waves), 1, 0)
+
+    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
+    result = plan(generate_estate(300, 4).inventory, PlanOptions(time_limit=3, work_limit=4, workers=1))
+    assert result.status == "no-plan-found" and len(calls) == 1
+    assert result.solver_info["overtime_work"] == 0
 
 
 def test_a_plan_the_model_rounds_into_a_violation_is_kept_when_every_budget_holds(

@@ -139,9 +139,12 @@ def _limit_reached(result: PlanResult, time_limit: float) -> str:
     info = result.solver_info
     cut = bool(info.get("wall_clock_cut"))
     which = "the wall clock (--time-limit)" if cut else "the work budget (--work-limit)"
+    overtime = float(info.get("overtime_work", 0))
+    limit = float(info.get("work_limit", 0))
+    of = f"{limit + overtime:.1f} ({limit:.1f} + {overtime:.1f} overtime)" if overtime else f"{limit:.1f}"
     return (
         f"no feasible plan found within --time-limit {time_limit:g} s "
-        f"(work {float(info.get('work_used', 0)):.1f} of {float(info.get('work_limit', 0)):.1f} units used; "
+        f"(work {float(info.get('work_used', 0)):.1f} of {of} units used; "
         f"{which} ended the search; not proven infeasible). "
         f"The {info.get('blocks', 0):,} blocks need more search: raise --time-limit "
         "(the work budget grows with it) and see the closest plan's violations above"
