@@ -7,8 +7,9 @@ its budgets, capacities and risk cap are fitted to that plan (budgets at 1.1 x i
 latency), so "no plan found" is always the planner's failure, never the estate's.  Runs
 ``pipeline.plan`` with ``PlanOptions(time_limit=...)`` (the defaults of ``migplan plan
 --time-limit``) on each estate and prints a markdown table: blocks, status, chatty cost
-(planner and planted plan), wall seconds, whether the wall clock cut the work budget, and
-the violations the feasibility stage left.  The last line counts the plans found.
+(planner and planted plan), wall seconds, whether the wall clock cut the work budget, the
+overtime work granted (``pipeline.OVERTIME_SHARE``) and the violations the feasibility
+stage left.  The last line counts the plans found.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from bench.run import machine_line
 from migplan import metrics
 from migplan.generate import generate_estate
+from migplan.model import Inventory, Plan
 from migplan.solve.pipeline import PlanOptions, plan
 
 # (apps, seed): 12 waves each; sizes where the block-level repair does all the work
@@ -42,21 +44,31 @@ def _estate(text: str) -> tuple[int, int]:
 
 
 def row(n: int, seed: int, time_limit: float) -> tuple[str, bool]:
-    """One planner run as a table row, and whether it found a plan."""
+    """One planner run on ``generate_estate(n, seed)`` as a table row, and whether it found a plan."""
     estate = generate_estate(n, seed)
-    planted = metrics.evaluate(estate.inventory, estate.planted)
+    return plan_row(f"{n} | {seed}", estate.inventory, estate.planted, time_limit)
+
+
+def plan_row(cells: str, inv: Inventory, planted: Plan, time_limit: float) -> tuple[str, bool]:
+    """``cells`` (the estate's own columns) and one planner run's columns; whether it found a plan."""
+    planted_cost = metrics.evaluate(inv, planted).chatty_cost
     started = time.perf_counter()
-    result = plan(estate.inventory, PlanOptions(time_limit=time_limit, seed=0))
+    result = plan(inv, PlanOptions(time_limit=time_limit, seed=0))
     wall = time.perf_counter() - started
     info = result.solver_info
     repair = next((s for s in result.stages if s["name"] == "feasibility"), {})
     chatty = f"{result.evaluation.chatty_cost:,.0f}" if result.evaluation is not None else ""
     text = (
-        f"| {n} | {seed} | {info.get('blocks', '')} | {result.status} | {chatty} "
-        f"| {planted.chatty_cost:,.0f} | {wall:.1f} | {info.get('wall_clock_cut', '')} "
-        f"| {repair.get('violations', '')} |"
+        f"| {cells} | {info.get('blocks', '')} | {result.status} | {chatty} "
+        f"| {planted_cost:,.0f} | {wall:.1f} | {info.get('wall_clock_cut', '')} "
+        f"| {info.get('overtime_work', 0):g} | {repair.get('violations', '')} |"
     )
     return text, result.plan is not None
+
+
+HEADER = (
+    "| blocks | status | chatty cost | planted plan's | wall s | wall cut | overtime work | left by repair |"
+)
 
 
 def main() -> None:
@@ -67,11 +79,8 @@ def main() -> None:
     print(machine_line())
     print(f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0")
     print()
-    print(
-        "| apps | estate seed | blocks | status | chatty cost | planted plan's | wall s | wall cut"
-        " | left by repair |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| apps | estate seed {HEADER}")
+    print("|---" * 10 + "|")
     found = 0
     for n, seed in args.estates:
         text, ok = row(n, seed, args.time_limit)

@@ -141,3 +141,16 @@ def test_a_partial_bench_run_keeps_the_days_table(tmp_path: Path, monkeypatch: p
     assert full.read_text() == "the full table"
     partial = tmp_path / f"{day}-bench-quick-only-demo-random-order.md"
     assert "| demo | 40 | random-order |" in partial.read_text()
+
+
+@pytest.mark.parametrize("shape", ["ba", "layered", "chain"])
+def test_shaped_bench_estates_have_a_feasible_planted_plan_with_binding_budgets(shape: str) -> None:
+    """bench.shapes counts "no plan" as the planner's failure: its planted plan must meet every
+    rule, and with slack 0 some budget is exactly what that plan needs."""
+    from bench.shapes import shaped_estate
+
+    inv, planted = shaped_estate(f"{shape}:200:1:0")
+    evaluation = metrics.evaluate(inv, planted)
+    assert inv.n == 200 and evaluation.feasible
+    tight = np.isclose(evaluation.added_latency.max(axis=1), inv.budgets, rtol=0, atol=1.0)
+    assert np.count_nonzero(tight & (inv.budgets > 0)) > 0
