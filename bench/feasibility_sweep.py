@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from bench.run import machine_line
 from migplan import metrics
@@ -43,10 +45,10 @@ def _estate(text: str) -> tuple[int, int]:
     return int(apps), int(seed)
 
 
-def row(n: int, seed: int, time_limit: float) -> tuple[str, bool]:
-    """One planner run on ``generate_estate(n, seed)`` as a table row, and whether it found a plan."""
+def generated(n: int, seed: int) -> tuple[Inventory, Plan]:
+    """``generate_estate(n, seed)`` and its planted plan."""
     estate = generate_estate(n, seed)
-    return plan_row(f"{n} | {seed}", estate.inventory, estate.planted, time_limit)
+    return estate.inventory, estate.planted
 
 
 def plan_row(cells: str, inv: Inventory, planted: Plan, time_limit: float) -> tuple[str, bool]:
@@ -71,23 +73,35 @@ HEADER = (
 )
 
 
+def print_sweep(
+    title: str,
+    columns: Sequence[str],
+    estates: Sequence[tuple[str, Callable[[], tuple[Inventory, Plan]]]],
+    time_limit: float,
+) -> None:
+    """The table: machine, ``title``, one planner row per (cells, estate builder), plans found."""
+    print(machine_line())
+    print(title)
+    print()
+    print(f"| {' | '.join(columns)} {HEADER}")
+    print("|---" * (len(columns) + HEADER.count("|") - 1) + "|")
+    found = 0
+    for cells, build in estates:
+        text, ok = plan_row(cells, *build(), time_limit)
+        found += ok
+        print(text, flush=True)
+    print()
+    print(f"plans found: {found} of {len(estates)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
     args = parser.parse_args()
-    print(machine_line())
-    print(f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0")
-    print()
-    print(f"| apps | estate seed {HEADER}")
-    print("|---" * 10 + "|")
-    found = 0
-    for n, seed in args.estates:
-        text, ok = row(n, seed, args.time_limit)
-        found += ok
-        print(text, flush=True)
-    print()
-    print(f"plans found: {found} of {len(args.estates)}")
+    title = f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0"
+    estates = [(f"{n} | {seed}", partial(generated, n, seed)) for n, seed in args.estates]
+    print_sweep(title, ("apps", "estate seed"), estates, args.time_limit)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
 
 import networkx as nx
 import numpy as np
 
-from bench.feasibility_sweep import HEADER, plan_row
-from bench.run import machine_line
+from bench.feasibility_sweep import print_sweep
 from migplan import metrics
 from migplan.model import App, Dependency, Inventory, Plan, Scenario
 
@@ -112,19 +112,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK ...")
     args = parser.parse_args()
-    print(machine_line())
-    print(f"`python -m bench.shapes --time-limit {args.time_limit:g}`, {WAVES} waves, planner seed 0")
-    print()
-    print(f"| shape | apps | seed | slack {HEADER}")
-    print("|---" * 12 + "|")
-    found = 0
-    for case in args.cases:
-        inv, planted = shaped_estate(case)
-        text, ok = plan_row(case.replace(":", " | "), inv, planted, args.time_limit)
-        found += ok
-        print(text, flush=True)
-    print()
-    print(f"plans found: {found} of {len(args.cases)}")
+    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}`, {WAVES} waves, planner seed 0"
+    estates = [(case.replace(":", " | "), partial(shaped_estate, case)) for case in args.cases]
+    print_sweep(title, ("shape", "apps", "seed", "slack"), estates, args.time_limit)
 
 
 if __name__ == "__main__":
