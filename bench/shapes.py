@@ -1,9 +1,10 @@
 """Estates shaped unlike ``migplan.generate``, each with a planted plan: does the planner find one?
 
-    python -m bench.shapes [--time-limit 60] [--cases ba:3000:8:0 chain:2000:3:0.2 ...]
+    python -m bench.shapes [--time-limit 60] [--cases ba:3000:8:0 chain:2000:3:0.2 layered:600:11:0:4 ...]
 
-A case is SHAPE:APPS:SEED:SLACK, 12 waves of ceil(1.08 x APPS / 12) apps.  Shapes (networkx
-graphs, every call sync with 85 % odds, 0.5-3 calls per request, log-normal qps):
+A case is SHAPE:APPS:SEED:SLACK[:WAVES], WAVES (default 12) waves of ceil(1.08 x APPS / WAVES)
+apps.  Shapes (networkx graphs, every call sync with 85 % odds, 0.5-3 calls per request,
+log-normal qps):
 
 - ``ba``: hub and spoke (Barabási-Albert, 2 links per app, newer apps call older ones);
 - ``layered``: frontends -> services -> middleware -> stores (10/50/20/20 %), each app calling
@@ -12,7 +13,7 @@ graphs, every call sync with 85 % odds, 0.5-3 calls per request, log-normal qps)
   from lower to higher app number, so call chains run hundreds deep and added latencies reach
   past 1e100 ms where calls per request exceed 1.
 
-The planted plan cuts the apps, in breadth-first order per connected component, into 12
+The planted plan cuts the apps, in breadth-first order per connected component, into
 equal waves.  Budgets are the planted plan's worst added latency x (1 + SLACK x U(0, 1)),
 rounded up (SLACK 0: exactly what the planted plan needs); an app the planted plan adds no
 latency to gets 30, 60, 100 or 200 ms.  So the planted plan meets every rule (checked), and
@@ -66,20 +67,20 @@ def calls(shape: str, n: int, rng: np.random.Generator) -> list[tuple[int, int]]
     return sorted(pairs)
 
 
-def planted_waves(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    """Apps in breadth-first order per connected component, cut into WAVES equal waves."""
+def planted_waves(n: int, pairs: list[tuple[int, int]], waves: int) -> np.ndarray:
+    """Apps in breadth-first order per connected component, cut into ``waves`` equal waves."""
     graph = nx.Graph(pairs)
     graph.add_nodes_from(range(n))
     order = [v for part in nx.connected_components(graph) for v in nx.bfs_tree(graph, min(part))]
-    waves = np.zeros(n, dtype=np.int64)
-    waves[order] = np.minimum(np.arange(n) * WAVES // n, WAVES - 1) + 1
-    return waves
+    planted = np.zeros(n, dtype=np.int64)
+    planted[order] = np.minimum(np.arange(n) * waves // n, waves - 1) + 1
+    return planted
 
 
 def shaped_estate(case: str) -> tuple[Inventory, Plan]:
-    """The estate of one SHAPE:APPS:SEED:SLACK case and its planted plan."""
-    shape, size, seed, slack = case.split(":")
-    n = int(size)
+    """The estate of one SHAPE:APPS:SEED:SLACK[:WAVES] case and its planted plan."""
+    shape, size, seed, slack, *rest = case.split(":")
+    n, waves = int(size), int(rest[0]) if rest else WAVES
     rng = np.random.default_rng(int(seed))
     pairs = calls(shape, n, rng)
     ids = [f"app{i:05d}" for i in range(n)]
@@ -90,8 +91,8 @@ def shaped_estate(case: str) -> tuple[Inventory, Plan]:
         Dependency(ids[u], ids[v], float(q), float(c), bool(s))
         for (u, v), q, c, s in zip(pairs, qps, per_request, sync, strict=True)
     )
-    scenario = Scenario(waves=WAVES, capacity_apps=float(math.ceil(1.08 * n / WAVES)))
-    planted = Plan.from_array(planted_waves(n, pairs), WAVES)
+    scenario = Scenario(waves=waves, capacity_apps=float(math.ceil(1.08 * n / waves)))
+    planted = Plan.from_array(planted_waves(n, pairs, waves), waves)
     first = tuple(App(i, float(rng.integers(10, 5000)), criticality=int(rng.integers(1, 6))) for i in ids)
     worst = metrics.added_latency(Inventory(first, deps, scenario), planted.array).max(axis=1)
     budget = np.where(
@@ -110,11 +111,17 @@ def shaped_estate(case: str) -> tuple[Inventory, Plan]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK ...")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK[:WAVES] ...")
     args = parser.parse_args()
-    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}`, {WAVES} waves, planner seed 0"
-    estates = [(case.replace(":", " | "), partial(shaped_estate, case)) for case in args.cases]
-    print_sweep(title, ("shape", "apps", "seed", "slack"), estates, args.time_limit)
+    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}`, planner seed 0"
+    estates = [(_cells(case), partial(shaped_estate, case)) for case in args.cases]
+    print_sweep(title, ("shape", "apps", "seed", "slack", "waves"), estates, args.time_limit)
+
+
+def _cells(case: str) -> str:
+    """A case's own table cells, the waves filled in."""
+    parts = case.split(":")
+    return " | ".join(parts if len(parts) == 5 else [*parts, str(WAVES)])
 
 
 if __name__ == "__main__":

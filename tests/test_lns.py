@@ -70,3 +70,19 @@ def test_one_wave_leaves_nothing_to_search() -> None:
     result = improve(problem, np.ones(problem.count, dtype=np.int64), budget, np.random.default_rng(0))
     assert result.steps == 0
     assert budget.used == 0.0
+
+
+def test_windows_only_where_three_waves_are_a_small_part_of_the_plan() -> None:
+    """At 4 waves a window of 3 is nearly the full model (slow, and worse than balls)."""
+    from migplan.solve.lns import MIN_WINDOW_WAVES, _neighbourhood
+
+    def window_share(waves: int) -> float:
+        inv = generate_estate(250, 2, waves=waves).inventory
+        _, problem = planner_problem(inv)
+        plan = np.arange(problem.count) % waves + 1
+        rng = np.random.default_rng(0)
+        draws = [_neighbourhood(problem, plan, rng)[1].window for _ in range(200)]
+        return sum(w is not None for w in draws) / len(draws)
+
+    assert window_share(MIN_WINDOW_WAVES - 2) == 0
+    assert 0.2 < window_share(MIN_WINDOW_WAVES + 2) < 0.4  # 30 % of the draws

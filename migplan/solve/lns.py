@@ -34,6 +34,13 @@ SUB_SOLVE_WORK = 0.4  # deterministic seconds per sub-solve
 BALL_SIZES = (40, 120)
 WINDOW = 3
 WINDOW_MAX_BLOCKS = 400
+# windows only from this many waves on: with fewer, three waves hold most of the estate, and
+# a window's sub-model is nearly the full model (its sub-solves took 6.6 s of wall per unit of
+# CP-SAT work on a 600-app, 4-wave estate, NetEase's 2).  bench.shapes at 4-5 waves (600-1,000
+# apps, bench/results/2026-12-06-shapes.md): balls alone cost 0.88-0.97 x as much on three
+# estates, 1.01 x on the fourth (both runs cut by the clock); generate_estate(600, 3) at 4
+# waves: 0.95 x.  At 6 waves balls alone were mixed (-4 % and +2.6 %), at 8 3 % worse.
+MIN_WINDOW_WAVES = 2 * WINDOW
 GUIDED_SHARE = 0.5  # share of balls centred by cost (the rest uniformly)
 
 
@@ -84,9 +91,10 @@ def improve(
 def _neighbourhood(
     problem: Problem, waves: IntArray, rng: np.random.Generator
 ) -> tuple[IntArray, ModelOptions]:
-    """A ball (radius 1) or a window of three adjacent waves, chosen by ``rng``."""
+    """A ball (radius 1) or, from MIN_WINDOW_WAVES waves on, a window of three adjacent waves,
+    chosen by ``rng``."""
     K = problem.K
-    if K > WINDOW and rng.random() < 0.3:
+    if K >= MIN_WINDOW_WAVES and rng.random() < 0.3:
         first = int(rng.integers(1, K - WINDOW + 2))
         window = (first, first + WINDOW - 1)
         inside = np.flatnonzero((waves >= window[0]) & (waves <= window[1]))
