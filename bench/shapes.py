@@ -17,13 +17,16 @@ The planted plan cuts the apps, in breadth-first order per connected component, 
 equal waves.  Budgets are the planted plan's worst added latency x (1 + SLACK x U(0, 1)),
 rounded up (SLACK 0: exactly what the planted plan needs); an app the planted plan adds no
 latency to gets 30, 60, 100 or 200 ms.  So the planted plan meets every rule (checked), and
-"no plan found" is the planner's failure.  Prints ``feasibility_sweep``'s table.
+"no plan found" is the planner's failure.  ``--rules`` adds pins, windows, groups, ``before``
+and ``apart`` rules, a link capacity and max_risk, all met by the planted plan
+(``with_rules``).  Prints ``feasibility_sweep``'s table.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from functools import partial
 
 import networkx as nx
@@ -31,7 +34,7 @@ import numpy as np
 
 from bench.feasibility_sweep import print_sweep
 from migplan import metrics
-from migplan.model import App, Dependency, Inventory, Plan, Scenario
+from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
 
 WAVES = 12
 CASES = (
@@ -108,14 +111,55 @@ def shaped_estate(case: str) -> tuple[Inventory, Plan]:
     return inv, planted
 
 
+def with_rules(inv: Inventory, planted: Plan, seed: int = 0) -> Inventory:
+    """``inv`` with rules the planted plan meets (``--rules``): 2 % of the apps pinned to its wave,
+    5 % in a window of its wave ± 1, one group of 2-4 apps of one wave per 100 apps, one
+    ``before`` or ``apart`` rule per 100 apps between two apps of different waves, and link
+    capacity and max_risk at 1.05 x the planted plan's largest."""
+    w, K, n = planted.array, inv.K, inv.n
+    rng = np.random.default_rng(seed)
+    apps = list(inv.apps)
+    for i in rng.choice(n, n // 50, replace=False).tolist():
+        apps[i] = replace(apps[i], pinned_wave=int(w[i]))
+    for i in rng.choice(n, n // 20, replace=False).tolist():
+        if apps[i].pinned_wave is None:
+            apps[i] = replace(apps[i], earliest_wave=max(1, int(w[i]) - 1), latest_wave=min(K, int(w[i]) + 1))
+    for g in range(n // 100):
+        same = np.flatnonzero(w == int(rng.integers(1, K + 1)))
+        for i in rng.choice(same, min(int(rng.integers(2, 5)), len(same)), replace=False).tolist():
+            apps[i] = replace(apps[i], group=f"group-{g}")
+    rules = []
+    for _ in range(n // 100):
+        a, b = rng.choice(n, 2, replace=False).tolist()
+        if w[a] != w[b]:
+            ids = (inv.ids[a], inv.ids[b])
+            rules.append(Rule("before", ids) if w[a] < w[b] else Rule("apart", ids))
+    grouped = Inventory(tuple(apps), inv.dependencies, inv.scenario)
+    link = 1.05 * float(metrics.evaluate(grouped, planted).link_load_gbps.max())
+    risk = min(1.05 * float(metrics.wave_risk_share(grouped, w).max()), 1.0)
+    scenario = replace(inv.scenario, rules=tuple(rules), link_gbps=link if link > 0 else None, max_risk=risk)
+    ruled = Inventory(tuple(apps), inv.dependencies, scenario)
+    if not metrics.evaluate(ruled, planted).feasible:
+        raise AssertionError("the planted plan breaks a rule")
+    return ruled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK[:WAVES] ...")
+    parser.add_argument("--rules", action="store_true", help="add pins, windows, groups, rules, limits")
     args = parser.parse_args()
-    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}`, planner seed 0"
-    estates = [(_cells(case), partial(shaped_estate, case)) for case in args.cases]
+    rules = " --rules" if args.rules else ""
+    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}{rules}`, planner seed 0"
+    build = _ruled if args.rules else shaped_estate
+    estates = [(_cells(case), partial(build, case)) for case in args.cases]
     print_sweep(title, ("shape", "apps", "seed", "slack", "waves"), estates, args.time_limit)
+
+
+def _ruled(case: str) -> tuple[Inventory, Plan]:
+    inv, planted = shaped_estate(case)
+    return with_rules(inv, planted), planted
 
 
 def _cells(case: str) -> str:

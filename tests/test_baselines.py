@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from bench import run as bench
 from migplan import metrics
 from migplan.baselines import BASELINES, fiedler_order, louvain_pack
-from migplan.model import App, Dependency, Inventory, Scenario
+from migplan.model import App, Dependency, Inventory, Plan, Scenario
 from migplan.solve.split import block_cost
 
 
@@ -154,3 +154,17 @@ def test_shaped_bench_estates_have_a_feasible_planted_plan_with_binding_budgets(
     assert inv.n == 200 and evaluation.feasible
     tight = np.isclose(evaluation.added_latency.max(axis=1), inv.budgets, rtol=0, atol=1.0)
     assert np.count_nonzero(tight & (inv.budgets > 0)) > 0
+
+
+def test_shaped_bench_rules_are_met_by_the_planted_plan_and_bind() -> None:
+    """bench.shapes --rules: pins, windows, groups, rules and limits the planted plan meets."""
+    from bench.shapes import shaped_estate, with_rules
+
+    inv, planted = shaped_estate("layered:400:1:0.2")
+    ruled = with_rules(inv, planted)
+    assert metrics.evaluate(ruled, planted).feasible
+    assert sum(a.pinned_wave is not None for a in ruled.apps) == 8  # 2 % of 400
+    assert ruled.scenario.rules and ruled.scenario.link_gbps and ruled.scenario.max_risk
+    shifted = Plan.from_array(np.roll(planted.array, 1), inv.K)  # every app's neighbour's wave
+    counts = metrics.evaluate(ruled, shifted).violation_counts
+    assert counts["pin"] > 0 and counts["window"] > 0
