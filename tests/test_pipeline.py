@@ -249,8 +249,10 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
 
     monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
     inv = generate_estate(300, 4).inventory
-    result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1))
+    seen: list[Progress] = []
+    result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1), seen.append)
     assert result.status == "no-plan-found"
+    assert "feasibility (overtime)" in {p.stage for p in seen}  # the bar says why it starts again
     assert len(calls) == 3
     (_, end1), (used2, end2), (used3, end3) = calls
     assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve

@@ -170,7 +170,8 @@ class _Run:
         if self.progress is not None:
             used = max(self.budget.used, self.live.used if self.live is not None else 0.0)
             fraction = min(used / self.budget.work, 1.0) if self.budget.work > 0 else 1.0
-            self.progress(Progress(stage, objective, count, time.monotonic() - self.started, fraction))
+            label = f"{stage} (overtime)" if self.overtime else stage  # why the bar started again
+            self.progress(Progress(label, objective, count, time.monotonic() - self.started, fraction))
 
 
 def plan(
@@ -232,19 +233,17 @@ def plan(
     if not small and repaired.violations.count > 0 and not budget.exhausted():
         # without a plan the improvement's reserve is idle: the repair goes on with it
         repaired = _repair_on(run, problem, repaired, rng)
-    overtime = 0.0
     if not small and repaired.violations.count > 0 and _overtime_allowed(budget):
-        overtime = OVERTIME_SHARE * work
-        budget.work += overtime  # what the repair leaves of it goes to the improvement
+        run.overtime = OVERTIME_SHARE * work
+        budget.work += run.overtime  # what the repair leaves of it goes to the improvement
         repaired = _repair_on(run, problem, repaired, rng)
-    run.overtime = overtime
     run.end(
         "feasibility",
         objective_value(problem, repaired.waves),
         repaired.violations.count,
         steps=repaired.steps,
         accepted=repaired.accepted,
-        overtime_work=overtime,
+        overtime_work=run.overtime,
     )
     if small:
         return _solve_small(run, problem, repaired.waves, risk_weight, forced)
