@@ -143,8 +143,12 @@ def _capacity(key: str, value: object, waves: int | None, lines: _Lines) -> tupl
     expected = f"{NUMBER}, or a list of K such numbers"
 
     def number(v: object) -> bool:
-        is_number = isinstance(v, int | float) and not isinstance(v, bool)
-        return is_number and math.isfinite(v) and 0 <= v <= MAX_NUMBER  # type: ignore[arg-type,operator]
+        return (
+            isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and 0 <= v <= MAX_NUMBER
+        )
 
     if isinstance(value, list):
         bad = [i for i, v in enumerate(value) if not number(v)]
