@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from migplan import metrics
 from migplan.generate import generate_estate
-from migplan.model import App, Dependency, IntArray, Inventory, Scenario
-from migplan.solve import bounds, feasibility, pipeline
+from migplan.model import App, Dependency, Finding, IntArray, Inventory, Rule, Scenario
+from migplan.solve import bounds, explain, feasibility, pipeline
 from migplan.solve.cpsat import Problem, violations
 from migplan.solve.pipeline import PlanOptions, Progress, plan
 from migplan.solve.search import Budget
@@ -133,6 +133,21 @@ def test_latency_that_pins_make_impossible_is_infeasible_and_explained() -> None
     )
     assert result.status == "infeasible"
     assert any("svc" in f.message and "db" in f.message for f in result.explanation)
+
+
+def test_a_block_that_budgets_tie_and_no_wave_holds_is_refused_before_any_search() -> None:
+    """svc -> db at 2 calls/request adds 60 ms to svc (budget 40 ms): they share a wave, which holds 1 app.
+
+    The plain blocks pass every check, so only the precheck on the contracted blocks can say it;
+    at 20 waves of 5 apps the demo's like case took the full model 60 s, with no reason given.
+    """
+    apps = [App("svc", 1, latency_budget_ms=40), App("db", 1), *(App(f"x{i}", 1) for i in range(4))]
+    inv = _inv(apps, [Dependency("svc", "db", 10, calls_per_request=2)], waves=8, capacity_apps=1.0)
+    result = plan(inv, PlanOptions(time_limit=10))
+    assert result.status == "infeasible"
+    assert [f.code for f in result.explanation] == ["capacity-block-apps"]
+    assert "splitting svc → db alone adds 60 ms to svc's latency" in result.explanation[0].message
+    assert [s["name"] for s in result.stages] == ["blocks", "precheck"]
 
 
 def test_unsplittable_calls_are_contracted_and_counted() -> None:
@@ -349,3 +364,23 @@ def test_multilevel_path_gives_a_feasible_plan_and_repeats(monkeypatch: pytest.M
     assert 1 < construction["clusters"] < first.solver_info["blocks"]
     assert first.plan is not None and metrics.evaluate(inv, first.plan).feasible
     assert second.plan is not None and first.plan.waves == second.plan.waves
+
+
+def test_a_proven_infeasibility_without_a_core_never_says_not_proven(monkeypatch: pytest.MonkeyPatch) -> None:
+    """svc before both dbs, one app per wave: svc goes first and both its calls split in period 1
+    (60 ms > 50 ms).  No precheck sees it; the full model proves it.  When the core search finds
+    nothing in time, the findings must not claim "no feasible plan found in time" beside the proof."""
+    apps = [App("svc", 1, latency_budget_ms=50), App("db1", 1), App("db2", 1)]
+    deps = [Dependency("svc", "db1", 10), Dependency("svc", "db2", 10)]
+    rules = (Rule("before", ("svc", "db1")), Rule("before", ("svc", "db2")))
+    inv = _inv(apps, deps, waves=3, capacity_apps=1.0, rules=rules)
+    result = plan(inv, PlanOptions(time_limit=10))
+    assert result.status == "infeasible"
+    assert result.explanation and result.explanation[0].code == "infeasible"  # the core, found
+
+    not_found = Finding("error", "no-plan-found", "no feasible plan found in time: none proven")
+    monkeypatch.setattr(pipeline.explain, "explain", lambda *args, **kw: explain.Explanation((not_found,)))
+    result = plan(inv, PlanOptions(time_limit=10))
+    assert result.status == "infeasible"
+    assert [f.code for f in result.explanation] == ["infeasible"]
+    assert "CP-SAT proved that no plan meets every rule" in result.explanation[0].message

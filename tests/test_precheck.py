@@ -487,8 +487,59 @@ def test_blocks_merged_for_latency_are_explained() -> None:
     merged = build_blocks(inv, (np.array([0]), np.array([1])))
     found = precheck(inv, merged)
     assert [f.code for f in found] == ["before-same-wave"]
-    assert "latency budget" in found[0].message
+    reason = "splitting a → b alone adds 60 ms to a's latency, over its latency budget of 50 ms"
+    assert reason in found[0].message
     assert _feasible_plan(inv) is None
+
+
+def test_a_latency_tied_block_too_big_for_a_wave_names_the_call_and_budget() -> None:
+    """user-svc -> order-svc -> mysql-order: splitting the second call alone adds 1.5 x 2 x 30 ms
+    = 90 ms to user-svc (budget 80 ms), so order-svc and mysql-order share a wave; 1 app per wave."""
+    deps = [
+        Dependency("user-svc", "order-svc", 10, calls_per_request=1.5),
+        Dependency("order-svc", "mysql-order", 10, calls_per_request=2),
+    ]
+    apps = [App("order-svc", 1, latency_budget_ms=200), App("mysql-order", 1)]
+
+    def estate(budget: float) -> Inventory:
+        return _inv([App("user-svc", 1, latency_budget_ms=budget), *apps], deps, waves=3, capacity_apps=1)
+
+    bad, good = estate(80), estate(90)
+    assert _check(bad) == ()  # the plain blocks alone prove nothing
+    L, _, unsplittable = latency_matrix(bad)
+    found = precheck(bad, contract_unsplittable(bad, L, unsplittable)[0])
+    assert [f.code for f in found] == ["capacity-block-apps"], [f.message for f in found]
+    assert set(found[0].apps) == {"order-svc", "mysql-order"}
+    call = "order-svc → mysql-order alone adds 90 ms to user-svc"
+    for part in (call, "latency budget of 80 ms", "at most 1 app"):
+        assert part in found[0].message, found[0].message
+    assert _feasible_plan(bad) is None
+    L, _, unsplittable = latency_matrix(good)
+    assert precheck(good, contract_unsplittable(good, L, unsplittable)[0]) == ()
+    assert _feasible_plan(good) is not None
+
+
+def _contracted_check(inv: Inventory) -> tuple[Finding, ...]:
+    L, _, unsplittable = latency_matrix(inv)
+    return precheck(inv, contract_unsplittable(inv, L, unsplittable)[0])
+
+
+def test_a_latency_tied_block_over_max_risk_and_an_unbounded_one_say_why() -> None:
+    crit = [App("svc", 1, latency_budget_ms=40, criticality=1), App("db", 1, criticality=1, stateful=True)]
+    others = [App(f"x{i}", 1) for i in range(6)]
+    risky = _inv([*crit, *others], [Dependency("svc", "db", 10, calls_per_request=2)], waves=6, max_risk=0.3)
+    found = _contracted_check(risky)
+    assert [f.code for f in found] == ["risk-block"]
+    assert "svc, db carry 41.0% of the risk but must move in one wave, because splitting svc → db" in (
+        found[0].message
+    )
+    # a <-> b multiply to 4 per request: a split below or on that cycle makes latency unbounded
+    deps = [Dependency("a", "b", 1, calls_per_request=2), Dependency("b", "a", 1, calls_per_request=2)]
+    apps = [App(n, 1) for n in "abcd"]
+    loop = _inv(apps, [*deps, Dependency("a", "d", 1)], waves=4, capacity_apps=1.0, split_cycles=True)
+    found = _contracted_check(loop)
+    assert [f.code for f in found] == ["capacity-block-apps"]
+    assert "makes latency unbounded" in found[0].message
 
 
 @settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,7 +29,7 @@ import numpy as np
 from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
 from migplan.solve import bounds, explain, feasibility, lns
-from migplan.solve.blocks import build_blocks
+from migplan.solve.blocks import Blocks, build_blocks
 from migplan.solve.coarsen import Level
 from migplan.solve.cpsat import (
     ModelOptions,
@@ -197,15 +197,16 @@ def plan(
     # --seed 2 became feasible); on NetEase (622 blocks, one level) narrowed ranges left
     # 9-12 violations on seeds 0-2 where plain ones gave plans on seeds 0-3
     multilevel = problem.count >= MULTILEVEL_BLOCKS
+    contracted = problem.blocks  # before narrowing: the precheck's messages name the user's own ranges
     problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
     blocks = problem.blocks
     run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]), narrowed_ranges=narrowed)
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
-        errors = _precheck(inv) or _explain(run, problem, "infeasible")[0]
+        errors = _precheck(inv) or _proven(_explain(run, problem, "infeasible")[0], blocks.conflicts)
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
 
     run.begin("precheck")
-    errors = _precheck(inv)
+    errors = _precheck(inv, contracted)
     run.end("precheck", None, len(errors))
     if errors:
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
@@ -379,8 +380,13 @@ def _solve_small(
         phases=phases,
     )
     if outcome.status == "infeasible":
-        why, _ = _explain(run, problem, "infeasible")
-        why = why or (Finding("error", "infeasible", "CP-SAT proved that no plan meets every rule"),)
+        proof = Finding(
+            "error",
+            "infeasible",
+            "no plan exists: CP-SAT proved that no plan meets every rule, but found no small set of"
+            " conflicting rules to name in the time available (a longer --time-limit may find one)",
+        )
+        why = _proven(_explain(run, problem, "infeasible")[0], (proof,))
         return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
     if outcome.waves is None:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
@@ -467,11 +473,16 @@ def _evaluate(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[
     return candidate, metrics.evaluate(inv, candidate)
 
 
-def _precheck(inv: Inventory) -> tuple[Finding, ...]:
+def _precheck(inv: Inventory, contracted: Blocks | None = None) -> tuple[Finding, ...]:
     """Errors that make every plan infeasible: block conflicts and the precheck helper's checks.
 
-    On the plain blocks: a conflict that only the latency contraction creates is
-    explained by ``explain`` in terms of budgets, not as a group conflict.
+    On the plain blocks first: a pin conflict that only the latency contraction creates
+    is explained by ``explain`` in terms of budgets, not as a group conflict.  When the
+    plain blocks pass, the same checks run on ``contracted`` (blocks with the calls no
+    plan can split merged, ``solve.forced``): every plan keeps those apps in one wave
+    too, so the checks stay sound, and a block too big for any wave is said at once.
+    The demo at 20 waves of 5 apps holds such a 6-app block; before, the full model
+    proved it infeasible after 60 s and no core was found to say why.
     """
     blocks = build_blocks(inv)
     found: list[Finding] = list(blocks.conflicts)
@@ -481,6 +492,9 @@ def _precheck(inv: Inventory) -> tuple[Finding, ...]:
         module = None
     if module is not None:
         found.extend(f for f in module.precheck(inv, blocks) if f.severity == "error")
+        merged = contracted is not None and contracted.count < blocks.count and not contracted.conflicts
+        if not found and merged:
+            found.extend(f for f in module.precheck(inv, contracted) if f.severity == "error")
     unique = {(f.code, f.message): f for f in found}
     return tuple(unique.values())
 
@@ -504,6 +518,17 @@ def _explain(
         "explanation", objective_value(problem, waves) if waves is not None else None, len(found.findings)
     )
     return found.findings, waves
+
+
+def _proven(why: tuple[Finding, ...], fallback: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """The reasons for a proven infeasibility: the explanation's core, else ``fallback``.
+
+    The explanation's own "no rule conflict could be proven in time" is dropped: the
+    status says proven, and a message saying the opposite beside it confused the demo
+    at 20 waves ("no feasible plan found in time" above "no feasible plan exists (proven)").
+    """
+    kept = tuple(f for f in why if f.code != "no-plan-found")
+    return kept if kept else fallback
 
 
 def _left_over(evaluation: metrics.Evaluation) -> tuple[Finding, ...]:

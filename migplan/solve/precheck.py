@@ -154,6 +154,44 @@ class _Context:
                 return i
         return None
 
+    def budget_merged(self, b: int) -> bool:
+        """Block b holds apps that only latency budgets tie together (not groups, rules or cycles)."""
+        if len(self.blocks.members[b]) < 2:
+            return False
+        _, label = connected_components(self.pair_graph(), directed=False)
+        return len(set(label[list(self.blocks.members[b])].tolist())) > 1
+
+    def budget_reason(self, b: int) -> str:
+        """Why latency budgets hold block b's apps in one wave (blocks merged by ``solve.forced``).
+
+        Names the call inside the block whose split alone exceeds a budget by the most; when
+        only several calls together do, says so without numbers.
+        """
+        inv, members = self.inv, np.asarray(self.blocks.members[b], dtype=np.int64)
+        inside = np.flatnonzero(np.isin(inv.caller, members) & np.isin(inv.callee, members))
+        generic = "splitting the calls between them would break a latency budget"
+        if len(inside) == 0:
+            return generic
+        coefficients = metrics.latency_coefficients(inv)
+        unbounded = inside[np.asarray(coefficients.unbounded_edges, dtype=bool)[inside]]
+        if len(unbounded):
+            dep = inv.dependencies[int(unbounded[0])]
+            return (
+                f"splitting {dep.caller} → {dep.callee} makes latency unbounded (it lies on or below a"
+                " circular chain of sync calls whose calls per request multiply to 1 or more)"
+            )
+        added = sp.csc_matrix(coefficients.matrix)[:, inside].tocoo()
+        excess = added.data - inv.budgets[added.row]
+        if len(excess) == 0 or not (excess > 0).any():
+            return generic
+        i = int(np.argmax(excess))
+        a, dep = int(added.row[i]), inv.dependencies[int(inside[added.col[i]])]
+        name, call = inv.apps[a].app_id, f"{dep.caller} → {dep.callee}"
+        return (
+            f"splitting {call} alone adds {_ms(float(added.data[i]))} ms to {name}'s latency, "
+            f"over its latency budget of {_num(float(inv.budgets[a]))} ms"
+        )
+
     def pair_graph(self) -> sp.csr_matrix:
         """Undirected 'must share a wave' graph on apps (groups, together rules, cycles)."""
         if self._pairs is None:
@@ -186,7 +224,7 @@ class _Context:
                 return f"they are in a circular dependency {_chain(self.ids(cycle), ' → ')}"
         via = _path(self.pair_graph(), a, b)
         if via is None:  # blocks merged by the caller (solve.forced): a split call between them is fatal
-            return "splitting the calls between them would break a latency budget"
+            return self.budget_reason(int(self.blocks.of[a]))
         return (
             f"they must move together through {_chain(self.ids(via), ' ~ ')} (groups, together rules, cycles)"
         )
@@ -696,16 +734,19 @@ def _load_findings(ctx: _Context, weight: FloatArray, cap: FloatArray, res: str)
     heavy = np.flatnonzero(_exceeds(weight, best) & (ctx.lo < ctx.hi))
     for b in heavy.tolist():
         # proof: the block's apps all go in one wave of lo..hi, and every such wave holds less
+        amount, limit = _amount(res, float(weight[b])), _amount(res, float(best[b]))
         if res == "risk":
-            text = (
-                f"{ctx.block_label(b)} carries {_amount(res, float(weight[b]))} but moves in one wave, "
-                f"and max_risk allows {best[b]:.1%} per wave"
-            )
+            head, tail = f"{ctx.block_label(b)} carries {amount} but moves in one wave", "and"
+            limit_text = f"max_risk allows {best[b]:.1%} per wave"
         else:
-            text = (
-                f"{ctx.block_label(b)} ({_amount(res, float(weight[b]))}) does not fit any wave: "
-                f"the wave capacity in {ctx.range_text(b)} is at most {_amount(res, float(best[b]))}"
-            )
+            head, tail = f"{ctx.block_label(b)} ({amount}) does not fit any wave:", ""
+            limit_text = f"the wave capacity in {ctx.range_text(b)} is at most {limit}"
+        if ctx.budget_merged(b):  # say why latency budgets tie them, not just that they are tied
+            load = f"carry {amount} but" if res == "risk" else f"({amount})"
+            why = ctx.budget_reason(b)
+            head = f"{_listing(ctx.block_apps([b]), 3)} {load} must move in one wave, because {why},"
+            tail = "and" if res == "risk" else "but"
+        text = " ".join(part for part in (head, tail, limit_text) if part)
         found.append(Finding("error", f"{prefix}-block{suffix}", text, apps=ctx.block_apps([b])))
     found = _capped(found, f"{prefix}-block{suffix}", f"move-together sets too big for one wave ({res})")
     heavy_set = set(heavy.tolist())
