@@ -377,3 +377,24 @@ def test_a_failed_fork_falls_back_to_the_metis_mapping(monkeypatch: pytest.Monke
     waves = run(inv, 1)
     assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
     assert np.bincount(waves - 1, minlength=K).max() <= 12
+
+
+def test_an_unanchored_construction_maps_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapping that puts a windowed block outside its window is mapped again around the
+    windowed blocks, unless the caller cannot pay for it (``anchored`` False: one mapping)."""
+    inv = make_inventory(
+        6, [(0, 1, 5.0), (1, 2, 5.0), (3, 4, 5.0), (4, 5, 1.0)], Scenario(waves=3), {0: {"earliest_wave": 3}}
+    )
+    blocks = build_blocks(inv)
+    calls: list[object] = []
+
+    def mapped_into_wave_1(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append(args)
+        return np.ones(blocks.count, dtype=np.int64)  # a0 (earliest wave 3) outside its window
+
+    monkeypatch.setattr("migplan.solve.construct.map_onto_path", mapped_into_wave_1)
+    for anchored, maps in ((True, 2), (False, 1)):
+        calls.clear()
+        waves = construct(inv, blocks, 0, anchored=anchored)
+        assert len(calls) == maps
+        assert waves[blocks.of[0]] == 3  # the windows hold either way (the repair moves a0)

@@ -114,6 +114,22 @@ def test_a_proof_model_too_large_to_build_in_time_is_declined_with_its_size(
     assert "2 terms" in finding.message
 
 
+def test_a_proof_model_slower_to_build_than_the_wall_left_is_not_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 60 waves the build ran 17 s past --time-limit for a 2 s wall: its size decides first."""
+    apps = [App("a", 1, latency_budget_ms=40, pinned_wave=1), App("b", 1, pinned_wave=3)]
+    inv = _inv(apps, [Dependency("a", "b", 10, calls_per_request=2)], waves=3)
+    monkeypatch.setattr(explain_module, "BUILD_TERMS_PER_SECOND", 1.0)  # 2 terms: 2 s to build
+    built: list[object] = []
+    monkeypatch.setattr(explain_module, "build_model", lambda *args, **kw: built.append(args))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    (finding,) = explain(inv, problem, Budget.start(10.0, 10.0, None), wall=1.0).findings
+    assert finding.code == "no-plan-found"
+    assert "2 terms" in finding.message and "about 2 s to build, more than the 1 s left" in finding.message
+    assert built == []
+
+
 def test_building_the_proof_model_counts_in_its_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """A slow build leaves the first solve only what is left of ``wall`` (at least the minimum)."""
     build, solve = explain_module.build_model, explain_module.solve

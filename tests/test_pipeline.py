@@ -384,3 +384,30 @@ def test_a_proven_infeasibility_without_a_core_never_says_not_proven(monkeypatch
     assert result.status == "infeasible"
     assert [f.code for f in result.explanation] == ["infeasible"]
     assert "CP-SAT proved that no plan meets every rule" in result.explanation[0].message
+
+
+def test_a_construction_run_costs_more_at_many_waves_and_maps_once_when_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run is charged per block x K / START_WAVES: at 60 waves a work budget that pays 12-wave
+    runs pays one run with a single mapping (Mt-KaHyPar took 12 s per mapping there)."""
+    seen: list[tuple[int, bool]] = []
+    real = pipeline.latency_aware_start
+
+    def spy(problem: Problem, seed: int, keep_going: Any, max_runs: int = 3, anchored: bool = True) -> Any:
+        seen.append((max_runs, anchored))
+        return real(problem, seed, keep_going, max_runs, anchored)
+
+    monkeypatch.setattr(pipeline, "latency_aware_start", spy)
+    stop = threading.Event()
+    for waves in (12, 60):
+        inv = generate_estate(200, 1, waves=waves).inventory
+        problem, _ = pipeline.block_problem(inv, 1.0)
+        per_run_at_12 = problem.count * pipeline.START_WORK_PER_BLOCK
+        work = 2.5 * per_run_at_12 / pipeline.START_SHARE  # the start's share pays 2.5 runs at 12 waves
+        stop.clear()
+        result = plan(
+            inv, PlanOptions(time_limit=60, work_limit=work), progress=lambda p: stop.set(), stop=stop
+        )
+        assert result.stages[2]["anchored"] is (waves == 12)
+    assert seen == [(2, True), (0, False)]

@@ -63,12 +63,19 @@ SPECTRAL_MAX_BLOCKS = 20_000
 
 
 def construct(
-    inv: Inventory, blocks: Blocks, seed: int, threads: int = 1, extra: sp.csr_matrix | None = None
+    inv: Inventory,
+    blocks: Blocks,
+    seed: int,
+    threads: int = 1,
+    extra: sp.csr_matrix | None = None,
+    anchored: bool = True,
 ) -> IntArray:
     """Per-block waves 1..K minimizing the chatty cost under pins, windows and capacities.
 
     ``extra`` (symmetric, blocks x blocks) is added to the qps weights: the
     latency-aware start uses it to make calls that budgets need unsplit dearer.
+    ``anchored`` False: no second mapping around the windowed blocks (candidate 3), for
+    a caller whose time cannot pay three mappings (one costs ~12 s at 60 waves).
     """
     K, B = inv.K, blocks.count
     if B == 0:
@@ -90,7 +97,7 @@ def construct(
         # a path mapping and its mirror image cost the same; pins, windows and a pilot
         # wave make one of them the better start
         plans = [polish(waves), polish(K + 1 - waves)]
-        if not limits.allowed[np.arange(B), waves - 1].all():
+        if anchored and not limits.allowed[np.arange(B), waves - 1].all():
             # blocks mapped outside their windows get moved alone (costly): fix every
             # windowed block and map again around them; two anchorings (measured: each
             # wins on some estates): the nearest allowed wave to the first mapping, and

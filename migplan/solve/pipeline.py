@@ -83,6 +83,7 @@ START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the 
 # work charged per block and construction run: 6 s for 2,675 blocks on the 2-core box, at
 # WORK_PER_SECOND that is about 0.001 per block
 START_WORK_PER_BLOCK = 0.001
+START_WAVES = 12  # the waves START_WORK_PER_BLOCK was measured at; a run costs more in proportion above
 LEFT_OVER_SHOWN = 10
 
 Status = Literal["optimal", "feasible", "infeasible", "no-plan-found", "interrupted"]
@@ -346,14 +347,18 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
     run.begin("construction")
     budget, options = run.budget, run.options
     start_until = time.monotonic() + START_SHARE * options.time_limit
-    per_run = problem.count * START_WORK_PER_BLOCK
-    runs_allowed = int(budget.work * START_SHARE / max(per_run, 1e-9))
+    # Mt-KaHyPar's mapping grows with the path's length: 0.4 s at 12 waves, 12 s at 60 (~780 blocks)
+    per_run = problem.count * START_WORK_PER_BLOCK * max(1.0, problem.K / START_WAVES)
+    allowance = budget.work * START_SHARE
+    runs_allowed = int(allowance / max(per_run, 1e-9))
     start, tried = latency_aware_start(
         problem,
         options.seed,
         lambda: time.monotonic() < start_until and not budget.stop.is_set(),
         runs_allowed,
+        anchored=per_run <= allowance,  # a run the allowance cannot pay: one mapping, not three
     )
+    extra = {**extra, "anchored": per_run <= allowance}
     budget.charge(len(tried) * per_run)
     if len(tried) < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
         budget.wall_cut = True  # the wall clock, not the work budget, ended the runs

@@ -37,14 +37,15 @@ LATENCY_WEIGHTS = (1.0, 0.25, 0.0)
 
 
 def construct_blocks(
-    inv: Inventory, blocks: Blocks, seed: int, extra: sp.csr_matrix | None = None
+    inv: Inventory, blocks: Blocks, seed: int, extra: sp.csr_matrix | None = None, anchored: bool = True
 ) -> IntArray:
     """The construction helper's waves per block (a plain fill if it is absent)."""
     try:
         module = importlib.import_module("migplan.solve.construct")
     except ModuleNotFoundError:
         return simple_start(inv, blocks)
-    waves = np.asarray(module.construct(inv, blocks, seed, threads=1, extra=extra), dtype=np.int64)
+    made = module.construct(inv, blocks, seed, threads=1, extra=extra, anchored=anchored)
+    waves = np.asarray(made, dtype=np.int64)
     return np.clip(waves, blocks.lo, blocks.hi).astype(np.int64)
 
 
@@ -61,11 +62,13 @@ def latency_aware_start(
     seed: int,
     keep_going: Callable[[], bool],
     max_runs: int = len(LATENCY_WEIGHTS),
+    anchored: bool = True,
 ) -> tuple[IntArray, list[dict[str, float]]]:
     """(best start per block, one record per run: weight, violations, score, model cost).
 
     ``keep_going`` is asked before every run after the first (the wall-clock cap and
-    the stop event); ``max_runs`` is the deterministic limit.
+    the stop event); ``max_runs`` is the deterministic limit; ``anchored`` goes to
+    ``construct`` (False: one mapping per run).
     """
     inv, blocks = problem.inv, problem.blocks
     share = budget_shares(problem)
@@ -77,7 +80,7 @@ def latency_aware_start(
         if tried and not keep_going():
             break
         extra = share_matrix(problem, share, weight) if weight > 0 else None
-        waves = construct_blocks(inv, blocks, seed, extra)
+        waves = construct_blocks(inv, blocks, seed, extra, anchored)
         state = violations(problem, waves)
         cost = float(objective_units(problem, waves))
         score = round(state.score, 3)
