@@ -40,6 +40,16 @@ def test_weighted_starts_keep_the_least_violating_run_within_ranges() -> None:
     )
 
 
+def test_past_12_waves_the_budget_weights_grow_with_the_waves() -> None:
+    """The chatty cost of a split grows with K, so the budget shares' weight does too."""
+    inv = generate_estate(120, 5, waves=36).inventory
+    blocks, problem = planner_problem(inv)
+    first, tried = latency_aware_start(problem, 0, lambda: False)
+    assert [t["weight"] for t in tried] == [3 * LATENCY_WEIGHTS[0]]
+    tripled = share_matrix(problem, budget_shares(problem), 3 * LATENCY_WEIGHTS[0])
+    assert np.array_equal(first, construct_blocks(inv, blocks, 0, tripled))
+
+
 def test_budget_share_is_ms_per_split_over_the_budget() -> None:
     """fe (budget 50 ms) calls svc twice per request: splitting that call costs 60 ms, 1.2 budgets."""
     apps = [App("fe", 1, latency_budget_ms=50), App("svc", 1), App("x", 1)]
