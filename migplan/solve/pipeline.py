@@ -351,19 +351,19 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
     per_run = problem.count * START_WORK_PER_BLOCK * max(1.0, problem.K / START_WAVES)
     allowance = budget.work * START_SHARE
     runs_allowed = int(allowance / max(per_run, 1e-9))
+    anchored = per_run <= allowance  # a run the allowance cannot pay: one mapping, not three
     start, tried = latency_aware_start(
         problem,
         options.seed,
         lambda: time.monotonic() < start_until and not budget.stop.is_set(),
         runs_allowed,
-        anchored=per_run <= allowance,  # a run the allowance cannot pay: one mapping, not three
+        anchored=anchored,
     )
-    extra = {**extra, "anchored": per_run <= allowance}
     budget.charge(len(tried) * per_run)
     if len(tried) < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
         budget.wall_cut = True  # the wall clock, not the work budget, ended the runs
     count = violations(problem, start).count
-    run.end("construction", objective_value(problem, start), count, runs=tried, **extra)
+    run.end("construction", objective_value(problem, start), count, runs=tried, anchored=anchored, **extra)
     return start
 
 
