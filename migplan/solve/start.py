@@ -34,9 +34,10 @@ from migplan.solve.cpsat import Problem, objective_units, violations
 # had the fewest violations on NetEase (20) but repair got stuck from it (2 of 2 seeds):
 # (a guess at why: it crowds whole call trees into one wave); weight 1 was repaired on both
 LATENCY_WEIGHTS = (1.0, 0.25, 0.0)
-# the weights were tuned at 12 waves; the chatty cost a split adds grows with K, so past 12
-# waves they grow in proportion.  1,000 generated apps at 36 waves (seed 5, work 21): the start
-# broke 49 budgets and the repair left 14; x3 they are 32 and 2 (x9: 42 and 12)
+# the weights were tuned at 12 waves; past 12 they are multiplied by K / 12, an empirical rule:
+# with more, smaller waves the plain weights left the start far over budget.  1,000 generated
+# apps at 36 waves (seed 5, work 21): the start broke 49 budgets and the repair left 14; x3
+# they are 32 and 2 (x9: 42 and 12); 60 waves x5: a plan (see bench/results, many waves)
 WEIGHT_WAVES = 12
 
 
