@@ -398,3 +398,23 @@ def test_an_unanchored_construction_maps_once(monkeypatch: pytest.MonkeyPatch) -
         waves = construct(inv, blocks, 0, anchored=anchored)
         assert len(calls) == maps
         assert waves[blocks.of[0]] == 3  # the windows hold either way (the repair moves a0)
+
+
+def test_the_merged_waves_mapping_keeps_pins_windows_and_ramp_up_capacities() -> None:
+    """5 waves map onto 3 merged ones (1-2, 3-4, 5), then the exact split restores the 5."""
+    n, K = 60, 5
+    caps = (4.0, 16.0, 16.0, 16.0, 16.0)
+    apps: dict[int, dict[str, object]] = {
+        0: {"pinned_wave": 5},
+        7: {"pinned_wave": 1},
+        12: {"earliest_wave": 4},
+        30: {"latest_wave": 2},
+        41: {"earliest_wave": 2, "latest_wave": 3},
+    }
+    inv = make_inventory(n, layered(n, 3), Scenario(waves=K, capacity_apps=caps), apps)
+    blocks = build_blocks(inv)
+    waves = construct(inv, blocks, 0, merged=True)[blocks.of]
+    assert waves[0] == 5 and waves[7] == 1
+    assert waves[12] >= 4 and waves[30] <= 2 and 2 <= waves[41] <= 3
+    assert (np.bincount(waves, minlength=K + 1)[1:] <= np.asarray(caps)).all()
+    assert set(waves.tolist()) == set(range(1, K + 1))  # the split uses every wave, not just 3

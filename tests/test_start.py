@@ -40,14 +40,19 @@ def test_weighted_starts_keep_the_least_violating_run_within_ranges() -> None:
     )
 
 
-def test_past_12_waves_the_budget_weights_grow_with_the_waves() -> None:
-    """The chatty cost of a split grows with K, so the budget shares' weight does too."""
+def test_past_12_waves_the_weights_grow_and_a_merged_waves_mapping_is_tried_too() -> None:
+    """At 36 waves the first run weighs budgets 3 x, and maps onto the path and onto merged
+    pairs of waves; the start is whichever breaks fewer budgets (then the cheaper)."""
     inv = generate_estate(120, 5, waves=36).inventory
     blocks, problem = planner_problem(inv)
     first, tried = latency_aware_start(problem, 0, lambda: False)
-    assert [t["weight"] for t in tried] == [3 * LATENCY_WEIGHTS[0]]
+    assert [(t["weight"], t.get("merged", False)) for t in tried] == [(3.0, False), (3.0, True)]
     tripled = share_matrix(problem, budget_shares(problem), 3 * LATENCY_WEIGHTS[0])
-    assert np.array_equal(first, construct_blocks(inv, blocks, 0, tripled))
+    candidates = [construct_blocks(inv, blocks, 0, tripled, merged=m) for m in (False, True)]
+    keys = [(round(violations(problem, c).score, 3), objective_units(problem, c)) for c in candidates]
+    assert [(t["score"], t["cost"]) for t in tried] == keys
+    assert np.array_equal(first, candidates[min(range(2), key=lambda i: keys[i])])
+    assert np.all((candidates[1] >= blocks.lo) & (candidates[1] <= blocks.hi))
 
 
 def test_budget_share_is_ms_per_split_over_the_budget() -> None:

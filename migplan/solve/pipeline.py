@@ -359,8 +359,9 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
         runs_allowed,
         anchored=anchored,
     )
-    budget.charge(len(tried) * per_run)
-    if len(tried) < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
+    runs = sum(1 for t in tried if not t.get("merged"))  # a merged-waves variant rides along its run
+    budget.charge(runs * per_run)
+    if runs < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
         budget.wall_cut = True  # the wall clock, not the work budget, ended the runs
     count = violations(problem, start).count
     run.end("construction", objective_value(problem, start), count, runs=tried, anchored=anchored, **extra)

@@ -42,14 +42,19 @@ WEIGHT_WAVES = 12
 
 
 def construct_blocks(
-    inv: Inventory, blocks: Blocks, seed: int, extra: sp.csr_matrix | None = None, anchored: bool = True
+    inv: Inventory,
+    blocks: Blocks,
+    seed: int,
+    extra: sp.csr_matrix | None = None,
+    anchored: bool = True,
+    merged: bool = False,
 ) -> IntArray:
     """The construction helper's waves per block (a plain fill if it is absent)."""
     try:
         module = importlib.import_module("migplan.solve.construct")
     except ModuleNotFoundError:
         return simple_start(inv, blocks)
-    made = module.construct(inv, blocks, seed, threads=1, extra=extra, anchored=anchored)
+    made = module.construct(inv, blocks, seed, threads=1, extra=extra, anchored=anchored, merged=merged)
     waves = np.asarray(made, dtype=np.int64)
     return np.clip(waves, blocks.lo, blocks.hi).astype(np.int64)
 
@@ -82,18 +87,22 @@ def latency_aware_start(
     best_key = (np.inf, np.inf)
     tried: list[dict[str, float]] = []
     scale = max(1.0, problem.K / WEIGHT_WAVES)
+    # past 12 waves each run also tries the mapping onto merged pairs of waves (cheap: half the path)
+    variants = (False, True) if problem.K > WEIGHT_WAVES else (False,)
     for weight in (w * scale for w in weights[: max(max_runs, 1)]):
         if tried and not keep_going():
             break
         extra = share_matrix(problem, share, weight) if weight > 0 else None
-        waves = construct_blocks(inv, blocks, seed, extra, anchored)
-        state = violations(problem, waves)
-        cost = float(objective_units(problem, waves))
-        score = round(state.score, 3)
-        tried.append({"weight": weight, "violations": state.count, "score": score, "cost": cost})
-        key = (state.score, cost)  # fewest violations, then cheapest
-        if key < best_key:
-            best, best_key = waves, key
+        for merged in variants:
+            waves = construct_blocks(inv, blocks, seed, extra, anchored, merged)
+            state = violations(problem, waves)
+            cost = float(objective_units(problem, waves))
+            score = round(state.score, 3)
+            record = {"weight": weight, "violations": state.count, "score": score, "cost": cost}
+            tried.append(record | ({"merged": True} if merged else {}))
+            key = (state.score, cost)  # fewest violations, then cheapest
+            if key < best_key:
+                best, best_key = waves, key
     assert best is not None
     return best, tried
 
