@@ -50,9 +50,9 @@ def layered(n: int, seed: int) -> list[tuple[int, int, float]]:
     return [(u, v, q) for (u, v), q in sorted(edges.items())]
 
 
-def run(inv: Inventory, seed: int = 0) -> np.ndarray:
+def run(inv: Inventory, seed: int = 0, merged: bool = False) -> np.ndarray:
     blocks = build_blocks(inv)
-    return blocks.expand(construct(inv, blocks, seed))
+    return blocks.expand(construct(inv, blocks, seed, merged=merged))
 
 
 def cost(inv: Inventory, waves: np.ndarray) -> float:
@@ -73,7 +73,9 @@ def test_two_cliques_split_on_the_light_edge() -> None:
     assert waves[0] != waves[4]
 
 
-def test_pins_windows_and_ramp_up_capacity_hold() -> None:
+@pytest.mark.parametrize("merged", [False, True])
+def test_pins_windows_and_ramp_up_capacity_hold(merged: bool) -> None:
+    """Also through the mapping onto merged pairs of waves (1-2, 3-4, 5), split back into 5."""
     n, K = 60, 5
     caps = (4.0, 16.0, 16.0, 16.0, 16.0)
     apps: dict[int, dict[str, object]] = {
@@ -84,10 +86,11 @@ def test_pins_windows_and_ramp_up_capacity_hold() -> None:
         41: {"earliest_wave": 2, "latest_wave": 3},
     }
     inv = make_inventory(n, layered(n, 3), Scenario(waves=K, capacity_apps=caps), apps)
-    waves = run(inv)
+    waves = run(inv, merged=merged)
     assert waves[0] == 5 and waves[7] == 1
     assert waves[12] >= 4 and waves[30] <= 2 and 2 <= waves[41] <= 3
     assert (np.bincount(waves, minlength=K + 1)[1:] <= np.asarray(caps)).all()
+    assert set(waves.tolist()) == set(range(1, K + 1))  # every wave used, not just the merged 3
 
 
 def test_instances_capacity_and_max_risk_are_repaired() -> None:
@@ -398,23 +401,3 @@ def test_an_unanchored_construction_maps_once(monkeypatch: pytest.MonkeyPatch) -
         waves = construct(inv, blocks, 0, anchored=anchored)
         assert len(calls) == maps
         assert waves[blocks.of[0]] == 3  # the windows hold either way (the repair moves a0)
-
-
-def test_the_merged_waves_mapping_keeps_pins_windows_and_ramp_up_capacities() -> None:
-    """5 waves map onto 3 merged ones (1-2, 3-4, 5), then the exact split restores the 5."""
-    n, K = 60, 5
-    caps = (4.0, 16.0, 16.0, 16.0, 16.0)
-    apps: dict[int, dict[str, object]] = {
-        0: {"pinned_wave": 5},
-        7: {"pinned_wave": 1},
-        12: {"earliest_wave": 4},
-        30: {"latest_wave": 2},
-        41: {"earliest_wave": 2, "latest_wave": 3},
-    }
-    inv = make_inventory(n, layered(n, 3), Scenario(waves=K, capacity_apps=caps), apps)
-    blocks = build_blocks(inv)
-    waves = construct(inv, blocks, 0, merged=True)[blocks.of]
-    assert waves[0] == 5 and waves[7] == 1
-    assert waves[12] >= 4 and waves[30] <= 2 and 2 <= waves[41] <= 3
-    assert (np.bincount(waves, minlength=K + 1)[1:] <= np.asarray(caps)).all()
-    assert set(waves.tolist()) == set(range(1, K + 1))  # the split uses every wave, not just 3
