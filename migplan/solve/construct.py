@@ -92,7 +92,7 @@ def construct(
         return merged_construct(graph, limits, seed, threads)
 
     def polish(w: IntArray) -> IntArray:
-        return refine(graph, limits, repair(graph, limits, w))
+        return _polish(graph, limits, w)
 
     waves = map_onto_path(graph, limits, seed, threads)
     if waves is None:
@@ -144,13 +144,17 @@ def merged_construct(graph: sp.csr_matrix, limits: WaveLimits, seed: int, thread
         part = kway_then_order(graph, merged, seed)
     degree = np.asarray(graph.sum(axis=1)).ravel()
     pull = np.where(degree > 0, (graph @ part.astype(np.float64)) / np.maximum(degree, 1e-300), part)
-    ids = np.arange(len(part))
+    ids, mirror = np.arange(len(part)), len(pairs) + 1
     plans = []
-    for side in (part, len(pairs) + 1 - part):  # the order and its mirror image
-        pulled = pull if side is part else len(pairs) + 1 - pull
+    for side, pulled in ((part, pull), (mirror - part, mirror - pull)):  # the order and its mirror image
         order = np.lexsort((ids, pulled, side)).astype(np.int64)
-        plans.append(refine(graph, limits, repair(graph, limits, split_order(graph, limits, order))))
+        plans.append(_polish(graph, limits, split_order(graph, limits, order)))
     return best_of(graph, limits, plans)
+
+
+def _polish(graph: sp.csr_matrix, limits: WaveLimits, waves: IntArray) -> IntArray:
+    """Every candidate's finish: ``repair`` the limits, then ``refine`` by moves and swaps."""
+    return refine(graph, limits, repair(graph, limits, waves))
 
 
 def best_of(graph: sp.csr_matrix, limits: WaveLimits, plans: list[IntArray]) -> IntArray:

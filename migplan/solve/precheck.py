@@ -73,6 +73,8 @@ class _Context:
         self.hi: IntArray = np.where(bad, self.K, np.clip(blocks.hi, 1, self.K)).astype(np.int64)
         self.own_lo, self.own_hi = self.lo.copy(), self.hi.copy()  # before the order rules tighten
         self._pairs: sp.csr_matrix | None = None
+        self._pair_label: IntArray | None = None  # component of each app in pair_graph
+        self._added: sp.csc_matrix | None = None  # latency coefficients by dependency column
         self._explained = 0
 
     def ids(self, apps: Sequence[int] | IntArray) -> tuple[str, ...]:
@@ -158,8 +160,10 @@ class _Context:
         """Block b holds apps that only latency budgets tie together (not groups, rules or cycles)."""
         if len(self.blocks.members[b]) < 2:
             return False
-        _, label = connected_components(self.pair_graph(), directed=False)
-        return len(set(label[list(self.blocks.members[b])].tolist())) > 1
+        if self._pair_label is None:
+            label = connected_components(self.pair_graph(), directed=False)[1]
+            self._pair_label = np.asarray(label, dtype=np.int64)
+        return len(set(self._pair_label[list(self.blocks.members[b])].tolist())) > 1
 
     def budget_reason(self, b: int) -> str:
         """Why latency budgets hold block b's apps in one wave (blocks merged by ``solve.forced``).
@@ -180,7 +184,9 @@ class _Context:
                 f"splitting {dep.caller} → {dep.callee} makes latency unbounded (it lies on or below a"
                 " circular chain of sync calls whose calls per request multiply to 1 or more)"
             )
-        added = sp.csc_matrix(coefficients.matrix)[:, inside].tocoo()
+        if self._added is None:
+            self._added = sp.csc_matrix(coefficients.matrix)
+        added = self._added[:, inside].tocoo()
         excess = added.data - inv.budgets[added.row]
         if len(excess) == 0 or not (excess > 0).any():
             return generic
@@ -734,19 +740,19 @@ def _load_findings(ctx: _Context, weight: FloatArray, cap: FloatArray, res: str)
     heavy = np.flatnonzero(_exceeds(weight, best) & (ctx.lo < ctx.hi))
     for b in heavy.tolist():
         # proof: the block's apps all go in one wave of lo..hi, and every such wave holds less
-        amount, limit = _amount(res, float(weight[b])), _amount(res, float(best[b]))
+        amount = _amount(res, float(weight[b]))
         if res == "risk":
-            head, tail = f"{ctx.block_label(b)} carries {amount} but moves in one wave", "and"
-            limit_text = f"max_risk allows {best[b]:.1%} per wave"
+            limit = f"max_risk allows {best[b]:.1%} per wave"
         else:
-            head, tail = f"{ctx.block_label(b)} ({amount}) does not fit any wave:", ""
-            limit_text = f"the wave capacity in {ctx.range_text(b)} is at most {limit}"
+            limit = f"the wave capacity in {ctx.range_text(b)} is at most {_amount(res, float(best[b]))}"
         if ctx.budget_merged(b):  # say why latency budgets tie them, not just that they are tied
-            load = f"carry {amount} but" if res == "risk" else f"({amount})"
-            why = ctx.budget_reason(b)
-            head = f"{_listing(ctx.block_apps([b]), 3)} {load} must move in one wave, because {why},"
-            tail = "and" if res == "risk" else "but"
-        text = " ".join(part for part in (head, tail, limit_text) if part)
+            names, why = _listing(ctx.block_apps([b]), 3), ctx.budget_reason(b)
+            load, joint = (f"carry {amount} but", "and") if res == "risk" else (f"({amount})", "but")
+            text = f"{names} {load} must move in one wave, because {why}, {joint} {limit}"
+        elif res == "risk":
+            text = f"{ctx.block_label(b)} carries {amount} but moves in one wave, and {limit}"
+        else:
+            text = f"{ctx.block_label(b)} ({amount}) does not fit any wave: {limit}"
         found.append(Finding("error", f"{prefix}-block{suffix}", text, apps=ctx.block_apps([b])))
     found = _capped(found, f"{prefix}-block{suffix}", f"move-together sets too big for one wave ({res})")
     heavy_set = set(heavy.tolist())
