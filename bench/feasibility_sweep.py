@@ -51,11 +51,13 @@ def generated(n: int, seed: int) -> tuple[Inventory, Plan]:
     return estate.inventory, estate.planted
 
 
-def plan_row(cells: str, inv: Inventory, planted: Plan, time_limit: float) -> tuple[str, bool]:
+def plan_row(
+    cells: str, inv: Inventory, planted: Plan, time_limit: float, work_limit: float | None = None
+) -> tuple[str, bool]:
     """``cells`` (the estate's own columns) and one planner run's columns; whether it found a plan."""
     planted_cost = metrics.evaluate(inv, planted).chatty_cost
     started = time.perf_counter()
-    result = plan(inv, PlanOptions(time_limit=time_limit, seed=0))
+    result = plan(inv, PlanOptions(time_limit=time_limit, seed=0, work_limit=work_limit))
     wall = time.perf_counter() - started
     info = result.solver_info
     repair = next((s for s in result.stages if s["name"] == "feasibility"), {})
@@ -78,8 +80,12 @@ def print_sweep(
     columns: Sequence[str],
     estates: Sequence[tuple[str, Callable[[], tuple[Inventory, Plan]]]],
     time_limit: float,
+    work_limit: float | None = None,
 ) -> None:
-    """The table: machine, ``title``, one planner row per (cells, estate builder), plans found."""
+    """The table: machine, ``title``, one planner row per (cells, estate builder), plans found.
+
+    ``work_limit``: a fixed work budget (runs then repeat exactly unless the clock cuts them).
+    """
     print(machine_line())
     print(title)
     print()
@@ -87,21 +93,28 @@ def print_sweep(
     print("|---" * (len(columns) + HEADER.count("|") - 1) + "|")
     found = 0
     for cells, build in estates:
-        text, ok = plan_row(cells, *build(), time_limit)
+        text, ok = plan_row(cells, *build(), time_limit, work_limit)
         found += ok
         print(text, flush=True)
     print()
     print(f"plans found: {found} of {len(estates)}")
 
 
+def limits(args: argparse.Namespace) -> str:
+    """The command line's limit options, as given."""
+    work = f" --work-limit {args.work_limit:g}" if args.work_limit is not None else ""
+    return f"--time-limit {args.time_limit:g}{work}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--work-limit", type=float, default=None, help="fixed work budget (repeatable runs)")
     parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
     args = parser.parse_args()
-    title = f"`python -m bench.feasibility_sweep --time-limit {args.time_limit:g}`, 12 waves, planner seed 0"
+    title = f"`python -m bench.feasibility_sweep {limits(args)}`, 12 waves, planner seed 0"
     estates = [(f"{n} | {seed}", partial(generated, n, seed)) for n, seed in args.estates]
-    print_sweep(title, ("apps", "estate seed"), estates, args.time_limit)
+    print_sweep(title, ("apps", "estate seed"), estates, args.time_limit, args.work_limit)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from functools import partial
 import networkx as nx
 import numpy as np
 
-from bench.feasibility_sweep import print_sweep
+from bench.feasibility_sweep import limits, print_sweep
 from migplan import metrics
 from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
 
@@ -147,14 +147,15 @@ def with_rules(inv: Inventory, planted: Plan, seed: int = 0) -> Inventory:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--work-limit", type=float, default=None, help="fixed work budget (repeatable runs)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK[:WAVES] ...")
     parser.add_argument("--rules", action="store_true", help="add pins, windows, groups, rules, limits")
     args = parser.parse_args()
     rules = " --rules" if args.rules else ""
-    title = f"`python -m bench.shapes --time-limit {args.time_limit:g}{rules}`, planner seed 0"
+    title = f"`python -m bench.shapes {limits(args)}{rules}`, planner seed 0"
     build = _ruled if args.rules else shaped_estate
     estates = [(_cells(case), partial(build, case)) for case in args.cases]
-    print_sweep(title, ("shape", "apps", "seed", "slack", "waves"), estates, args.time_limit)
+    print_sweep(title, ("shape", "apps", "seed", "slack", "waves"), estates, args.time_limit, args.work_limit)
 
 
 def _ruled(case: str) -> tuple[Inventory, Plan]:

@@ -95,6 +95,33 @@ def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.
     assert cleared.accepted == 1 and cleared.violations.count == 0
 
 
+def test_a_repair_without_tidy_never_minimises_the_chatty_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each accepted step is tidied (a sub-solve with the chatty cost in its objective) unless
+    ``tidy`` is False."""
+    inv, start = _one_violation_and_a_chatty_pair()
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    clear = np.array([1, 2, 2, 2, 3, 1])
+    chatty: list[bool] = []
+
+    def offer_clear(
+        problem: Problem,
+        waves: np.ndarray,
+        free: np.ndarray,
+        options: ModelOptions,
+        budget: Budget,
+        *rest: object,
+    ) -> np.ndarray:
+        chatty.append(options.chatty)
+        budget.charge(0.1)
+        return clear.copy()
+
+    monkeypatch.setattr(feasibility, "sub_solve", offer_clear)
+    for tidy, expected in ((True, [False, True]), (False, [False])):
+        chatty.clear()
+        result = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0), tidy=tidy)
+        assert result.violations.count == 0 and chatty == expected
+
+
 def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """One broken row, no step ever found: kicks come on the 5th failure only (every 5th step)
     until STALL_STEPS failures in a row; from then on at least every other step is one."""

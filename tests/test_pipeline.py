@@ -28,8 +28,11 @@ def _inv(apps: list[App], deps: list[Dependency], **scenario: object) -> Invento
     return Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
 
 
-def _repair_stub(body: RepairBody) -> Callable[..., feasibility.RepairResult]:
-    """A stand-in for ``feasibility.repair`` with its signature; ``body`` says what it does."""
+def _repair_stub(
+    body: RepairBody, tidies: list[bool] | None = None
+) -> Callable[..., feasibility.RepairResult]:
+    """A stand-in for ``feasibility.repair`` with its signature; ``body`` says what it does,
+    ``tidies`` collects each call's ``tidy``."""
 
     def stub(
         problem: Problem,
@@ -38,7 +41,10 @@ def _repair_stub(body: RepairBody) -> Callable[..., feasibility.RepairResult]:
         rng: np.random.Generator,
         on_step: object = None,
         workers: int = 1,
+        tidy: bool = True,
     ) -> feasibility.RepairResult:
+        if tidies is not None:
+            tidies.append(tidy)
         return body(problem, waves, budget)
 
     return stub
@@ -252,7 +258,8 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without a plan the improvement stage never runs: its share of the work goes to the repair,
-    and when the work budget ends with time on the clock, OVERTIME_SHARE of it more."""
+    and when the work budget ends with time on the clock, OVERTIME_SHARE of it more.  Only the
+    first pass tidies its steps: the later ones spend all their work on the violations."""
     from migplan.solve import pipeline
 
     calls: list[tuple[float, float]] = []
@@ -262,13 +269,14 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
         budget.charge(budget.work - budget.used)  # spends its stage and removes nothing
         return feasibility.RepairResult(waves, violations(problem, waves), 3, 1)
 
-    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
+    tidies: list[bool] = []
+    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck, tidies))
     inv = generate_estate(300, 4).inventory
     seen: list[Progress] = []
     result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1), seen.append)
     assert result.status == "no-plan-found"
     assert "feasibility (overtime)" in {p.stage for p in seen}  # the bar says why it starts again
-    assert len(calls) == 3
+    assert len(calls) == 3 and tidies == [True, False, False]
     (_, end1), (used2, end2), (used3, end3) = calls
     assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve
     assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)

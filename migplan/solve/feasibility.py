@@ -97,6 +97,7 @@ def repair(
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
     kicks: bool = True,
+    tidy: bool = True,
 ) -> RepairResult:
     """Remove violations from ``waves`` until none are left or the budget runs out.
 
@@ -107,7 +108,8 @@ def repair(
     objective is rejected: on NetEase (seed 5, work 21) one such step freed 160 blocks,
     shrank an excess and raised the objective from 2.5 M to 6.6 M, which the tidy could
     not undo and the rest of the budget never recovered.  ``kicks`` False: no kick
-    attempts (a kick's own repair).
+    attempts (a kick's own repair).  ``tidy`` False: no tidy steps (the planner's later
+    passes, when the first found no plan: tidies took a third of a repair's work).
     """
     current = np.asarray(waves, dtype=np.int64).copy()
     state = violations(problem, current)
@@ -125,7 +127,8 @@ def repair(
         steps += 1
         after = violations(problem, found) if found is not None else None
         if found is not None and after is not None and after.score < state.score - 1e-9:
-            found, after = _tidy(problem, found, after, free, budget, rng, workers)
+            if tidy:
+                found, after = _tidy(problem, found, after, free, budget, rng, workers)
             cleared = after.count < state.count
             if cleared or objective_units(problem, found) <= DAMAGE_LIMIT * objective_units(problem, current):
                 current, state = found, after
@@ -172,6 +175,7 @@ def multilevel_repair(
     seed: int,
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
+    tidy: bool = True,
 ) -> RepairResult:
     """Repair in cycles: on clusters of blocks (``coarsen``), then on the blocks themselves.
 
@@ -190,10 +194,12 @@ def multilevel_repair(
             part = budget.part((COARSE_WORK_SHARE if level else FINE_WORK_SHARE) * total)
             if level is not None:
                 coarse_start = level.restrict(current)
-                found = repair(level.problem, coarse_start, part, rng, _lifted(level, on_step), workers)
+                found = repair(
+                    level.problem, coarse_start, part, rng, _lifted(level, on_step), workers, tidy=tidy
+                )
                 current = level.refine(found.waves)
             else:
-                found = repair(problem, current, part, rng, on_step, workers)
+                found = repair(problem, current, part, rng, on_step, workers, tidy=tidy)
                 current = found.waves
             budget.absorb(part)
             steps, accepted = steps + found.steps, accepted + found.accepted
