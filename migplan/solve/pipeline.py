@@ -332,12 +332,11 @@ def _repair_on(
     """The repair again from where it stopped, with all the run's work left; steps added up.
 
     Without tidy steps: the first pass found no plan, so every unit goes to the violations,
-    and the improvement's polish takes back the cost when a plan is found.  A tidy took
-    15 of the 42 units a 1,200-app estate (bench.feasibility_sweep's 1200:26) needed for a
-    plan; at the same 42 units (work limit 21 plus overtime), three estates the first pass
-    left unplanned: 1200:26 planned with objective 1.56 M against 1.80 M, a 2,000-app
-    bench.shapes estate (ba:2000:4:0) planned in 67 s of repair against 76 s, and
-    ba:3000:8:0, 1 violation short before, planned.
+    and the improvement's polish takes back the cost when a plan is found.  Tidies took 15
+    of the 42 units a 1,200-app estate (bench.feasibility_sweep's 1200:26) needed for a plan.
+    At work limit 21 plus overtime (bench/results/2026-12-06-repair-passes.md), of five
+    estates the first pass leaves unplanned, one more is planned (4 of 4 hub-and-spoke
+    estates at exact budgets) and the others cost 0.85-1.00 x as much.
     """
     more = _repair(run, problem, repaired.waves, run.budget.child(1.0), rng, tidy=False)
     steps, accepted = repaired.steps + more.steps, repaired.accepted + more.accepted
