@@ -100,6 +100,12 @@ def print_sweep(
     print(f"plans found: {found} of {len(estates)}")
 
 
+def add_limits(parser: argparse.ArgumentParser) -> None:
+    """--time-limit and --work-limit, as every sweep takes them."""
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--work-limit", type=float, default=None, help="fixed work budget (repeatable runs)")
+
+
 def limits(args: argparse.Namespace) -> str:
     """The command line's limit options, as given."""
     work = f" --work-limit {args.work_limit:g}" if args.work_limit is not None else ""
@@ -108,8 +114,7 @@ def limits(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--work-limit", type=float, default=None, help="fixed work budget (repeatable runs)")
+    add_limits(parser)
     parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
     args = parser.parse_args()
     title = f"`python -m bench.feasibility_sweep {limits(args)}`, 12 waves, planner seed 0"

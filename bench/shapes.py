@@ -32,7 +32,7 @@ from functools import partial
 import networkx as nx
 import numpy as np
 
-from bench.feasibility_sweep import limits, print_sweep
+from bench.feasibility_sweep import add_limits, limits, print_sweep
 from migplan import metrics
 from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
 
@@ -146,8 +146,7 @@ def with_rules(inv: Inventory, planted: Plan, seed: int = 0) -> Inventory:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--work-limit", type=float, default=None, help="fixed work budget (repeatable runs)")
+    add_limits(parser)
     parser.add_argument("--cases", nargs="+", default=list(CASES), help="SHAPE:APPS:SEED:SLACK[:WAVES] ...")
     parser.add_argument("--rules", action="store_true", help="add pins, windows, groups, rules, limits")
     args = parser.parse_args()

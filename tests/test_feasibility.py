@@ -60,6 +60,26 @@ def _one_violation_and_a_chatty_pair() -> tuple[Inventory, np.ndarray]:
     return inv, np.array([1, 3, 2, 2, 1, 1])
 
 
+def _offer(plan: np.ndarray, seen: list[ModelOptions] | None = None) -> Callable[..., np.ndarray]:
+    """A stand-in for ``sub_solve`` that charges 1 unit and offers ``plan``; ``seen`` collects
+    each call's options."""
+
+    def fake(
+        problem: Problem,
+        waves: np.ndarray,
+        free: np.ndarray,
+        options: ModelOptions,
+        budget: Budget,
+        *rest: object,
+    ) -> np.ndarray:
+        if seen is not None:
+            seen.append(options)
+        budget.charge(1.0)
+        return plan.copy()
+
+    return fake
+
+
 def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     inv, start = _one_violation_and_a_chatty_pair()
     problem = build_problem(inv, build_blocks(inv), 0.0)
@@ -72,25 +92,11 @@ def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.
     assert violations(problem, clear).count == 0
     assert objective_units(problem, shrink) > DAMAGE_LIMIT * objective_units(problem, start)
 
-    def offer(plan: np.ndarray) -> Callable[..., np.ndarray]:
-        def fake(
-            problem: Problem,
-            waves: np.ndarray,
-            free: np.ndarray,
-            options: ModelOptions,
-            budget: Budget,
-            *rest: object,
-        ) -> np.ndarray:
-            budget.charge(1.0)
-            return plan.copy()
-
-        return fake
-
-    monkeypatch.setattr(feasibility, "sub_solve", offer(shrink))
+    monkeypatch.setattr(feasibility, "sub_solve", _offer(shrink))
     kept = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
     assert kept.accepted == 0 and kept.steps > 0
     assert np.array_equal(kept.waves, start)
-    monkeypatch.setattr(feasibility, "sub_solve", offer(clear))
+    monkeypatch.setattr(feasibility, "sub_solve", _offer(clear))
     cleared = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
     assert cleared.accepted == 1 and cleared.violations.count == 0
 
@@ -101,25 +107,12 @@ def test_a_repair_without_tidy_never_minimises_the_chatty_cost(monkeypatch: pyte
     inv, start = _one_violation_and_a_chatty_pair()
     problem = build_problem(inv, build_blocks(inv), 0.0)
     clear = np.array([1, 2, 2, 2, 3, 1])
-    chatty: list[bool] = []
-
-    def offer_clear(
-        problem: Problem,
-        waves: np.ndarray,
-        free: np.ndarray,
-        options: ModelOptions,
-        budget: Budget,
-        *rest: object,
-    ) -> np.ndarray:
-        chatty.append(options.chatty)
-        budget.charge(0.1)
-        return clear.copy()
-
-    monkeypatch.setattr(feasibility, "sub_solve", offer_clear)
+    seen: list[ModelOptions] = []
+    monkeypatch.setattr(feasibility, "sub_solve", _offer(clear, seen))
     for tidy, expected in ((True, [False, True]), (False, [False])):
-        chatty.clear()
+        seen.clear()
         result = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0), tidy=tidy)
-        assert result.violations.count == 0 and chatty == expected
+        assert result.violations.count == 0 and [o.chatty for o in seen] == expected
 
 
 def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch) -> None:
