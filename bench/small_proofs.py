@@ -7,8 +7,8 @@ Plans generated estates of 30, 60 and 100 apps at 4, 8 and 12 waves (fixed seeds
 memcached and a mongodb; qps, call rates and budgets drawn with a fixed seed; 12 waves of
 4 apps, max_risk 0.15), with ``PlanOptions(time_limit=...)``, the defaults of ``migplan plan
 --time-limit``, and prints a markdown table: blocks, wave literals (blocks x (K - 1), the
-proof phase's gate), status, objective, quality (proof or gap), wall seconds and the work of
-each full-model phase.
+proof phase's gate), status, objective, quality (proof or gap), the cluster bound and its
+work (``cluster_bound``), wall seconds and the work of each full-model phase.
 """
 
 from __future__ import annotations
@@ -70,16 +70,17 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_line())
     print(
-        "| apps | waves | seed | blocks | literals | status | objective | quality | wall s | phases (work) |"
+        "| apps | waves | seed | blocks | literals | status | objective | quality | cluster bound (work)"
+        " | wall s | phases (work) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in SIZES:
         for k in WAVES:
             for seed in args.seeds:
                 try:
                     inv = generate_estate(n, seed, waves=k).inventory
                 except ValueError as err:  # too few apps for the waves
-                    print(f"| {n} | {k} | {seed} | | | {err} | | | | |")
+                    print(f"| {n} | {k} | {seed} | | | {err} | | | | | |")
                     continue
                 print(row(inv, str(n), str(seed), args.time_limit), flush=True)
     print(row(social_network(), "35 (social network)", "1", args.time_limit))
@@ -93,11 +94,13 @@ def row(inv: Inventory, apps: str, seed: str, time_limit: float) -> str:
     blocks = int(result.solver_info.get("blocks", 0))
     phases = result.stages[-1].get("phases", []) if result.stages else []
     work = " + ".join(f"{p['work']:.1f}{' full LP' if p['full_lp'] else ''}" for p in phases)
+    bound = next((s for s in result.stages if s["name"] == "bound"), None)
+    clusters = f"{bound['lower_bound']:,.0f} ({bound['work']:.2f})" if bound is not None else ""
     objective = f"{result.objective:,.0f}" if result.objective is not None else ""
     k = inv.K
     return (
         f"| {apps} | {k} | {seed} | {blocks} | {blocks * (k - 1)} | {result.status} "
-        f"| {objective} | {result.solver_info.get('quality', '')} | {wall:.1f} | {work} |"
+        f"| {objective} | {result.solver_info.get('quality', '')} | {clusters} | {wall:.1f} | {work} |"
     )
 
 

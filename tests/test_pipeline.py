@@ -63,6 +63,7 @@ def test_small_estate_is_proven_optimal_with_zero_gap() -> None:
         "precheck",
         "construction",
         "feasibility",
+        "bound",
         "full model",
     ]
     assert result.solver_info["risk_weight"] == 0.0

@@ -1,0 +1,218 @@
+"""A lower bound from call clusters that no single wave can hold.
+
+Why: where waves are tight (apps, data or risk per wave), most of the chatty cost comes
+from clusters of heavy calls that must spread over several waves whatever else the plan
+does.  The spectral bound sees little of it, and CP-SAT's bound on the full model stays
+near its LP relaxation, 0: on generated 60-app estates at 12 waves the planner reported
+"gap unknown" or a gap of 88 %, where these clusters alone prove 60-70 % of the objective
+(``bench.small_proofs``, ``bench/results/2026-12-06-small-proofs.md``).
+
+Derivation.  The blocks are grouped into disjoint clusters, heaviest calls first, each of
+at most CLUSTER_BLOCKS blocks (fewer past CLUSTER_LITERALS wave literals).  Take any plan of the model.
+Its chatty cost is at least that of the calls inside the clusters, and restricted to one
+cluster the plan is a plan of the cluster's own model (``restrict``): the same wave
+ranges, per-wave capacities, max_risk and per-period link limit with only the cluster's
+loads, the latency rows with only its calls' terms (coefficients are >= 0, so each row is
+looser), and the rules among its blocks.  So the cluster's calls cost at least that
+model's optimum, and at least CP-SAT's bound on it when the solve stops early.  A cluster
+that fits one wave whole costs 0 there and is skipped.  The risk term (wave 1's share plus
+the largest wave's) has a floor of its own (``risk_floor``).  Like
+CP-SAT's bound on the full model, this bounds every plan of the model (whose latency rows
+are the conservative ones of ``cpsat``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from migplan.model import IntArray
+from migplan.solve.blocks import Blocks
+from migplan.solve.cpsat import LatencyRows, ModelOptions, Problem, build_model, solve
+from migplan.solve.search import BUILD_WORK_PER_CONSTRAINT, Budget
+
+# cluster models of 16 blocks at 8 and 12 waves were solved to optimality in 0.1-0.9 work
+# units on generated 60-100-app estates; at 25 blocks and 8 waves one was not in 1 unit
+CLUSTER_BLOCKS = 16
+CLUSTER_LITERALS = 176  # fewer blocks from 13 waves on
+CLUSTER_WORK = 1.0  # at most this much work per cluster model
+MIN_SPLIT = 3  # an unsolved cluster is split again while its halves have more blocks than this
+
+
+@dataclass(frozen=True)
+class ClusterBound:
+    """A lower bound on the model's objective, in its units, and what it took."""
+
+    units: int
+    clusters: int  # clusters too large for one wave, whose models were solved
+    proven: int  # of those, solved to optimality (the others count with CP-SAT's bound)
+    work: float
+
+
+def cluster_bound(problem: Problem, waves: IntArray, budget: Budget, seed: int) -> ClusterBound:
+    """Sum of the cluster models' optima (or bounds) plus the risk term's floor.
+
+    ``waves`` (a plan of ``problem``) hints each cluster model; the bound does not depend
+    on it, only how fast it is found.
+    """
+    start = budget.used
+    limit = max(min(CLUSTER_BLOCKS, CLUSTER_LITERALS // max(problem.K - 1, 1)), 2)
+    units, solved, proven = _clusters_bound(problem, waves, budget, seed, limit)
+    return ClusterBound(units + risk_floor(problem), solved, proven, budget.used - start)
+
+
+def _clusters_bound(
+    problem: Problem, waves: IntArray, budget: Budget, seed: int, limit: int
+) -> tuple[int, int, int]:
+    """(bound units, models solved, models proven) over the clusters of at most ``limit`` blocks.
+
+    A cluster whose model is not solved to optimality in CLUSTER_WORK is clustered again at
+    half the size inside its own model, and counts with the better of the two bounds: a
+    16-block cluster at 8 waves that stopped at a bound of 0 gave 60 % of its optimum so.
+    """
+    spread = [c for c in heavy_clusters(problem, limit) if not fits_one_wave(problem, c)]
+    spread.sort(key=lambda c: -_inside_weight(problem, c))
+    total = solved = proven = 0
+    for members in spread:
+        if budget.exhausted():
+            break
+        sub = restrict(problem, members)
+        wm = build_model(sub, waves[members], range(len(members)), ModelOptions())
+        budget.charge(BUILD_WORK_PER_CONSTRAINT * len(wm.model.proto.constraints))
+        outcome, _ = solve(
+            wm,
+            deterministic_time=budget.slice(CLUSTER_WORK),
+            wall_time=max(budget.wall_left, 0.01),
+            seed=seed,
+            stop=budget.stop,
+        )
+        budget.charge(outcome.deterministic_time)
+        solved += 1
+        units = max(int(np.floor(outcome.bound + 1e-6)), 0) if outcome.bound is not None else 0
+        if outcome.status == "optimal":
+            proven += 1
+        elif limit > 2 * MIN_SPLIT:
+            inner = _clusters_bound(sub, waves[members], budget, seed, limit // 2)
+            units, solved, proven = max(units, inner[0]), solved + inner[1], proven + inner[2]
+        total += units
+    return total, solved, proven
+
+
+def risk_floor(problem: Problem) -> int:
+    """The risk term's least value, in objective units.
+
+    With r in wave 1 and T in all, the largest wave holds at least r and at least
+    (T - r) / (K - 1), so pilot + largest >= r + (T - r) / (K - 1) >= T / (K - 1).
+    """
+    if problem.risk_weight_units == 0:
+        return 0
+    total = int(problem.risk_units.sum())
+    return 2 * total if problem.K == 1 else -(-total // (problem.K - 1))
+
+
+def heavy_clusters(problem: Problem, limit: int) -> list[IntArray]:
+    """Disjoint clusters of 2 to ``limit`` blocks, merged along the heaviest calls first."""
+    parent = np.arange(problem.count)
+    size = np.ones(problem.count, dtype=np.int64)
+
+    def root(b: int) -> int:
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = int(parent[b])
+        return b
+
+    for e in np.argsort(-problem.weight, kind="stable").tolist():
+        a, b = root(int(problem.eu[e])), root(int(problem.ev[e]))
+        if a != b and size[a] + size[b] <= limit:
+            parent[b] = a
+            size[a] += size[b]
+    roots = np.array([root(b) for b in range(problem.count)], dtype=np.int64)
+    groups = [np.flatnonzero(roots == r) for r in np.unique(roots)]
+    return [g for g in groups if len(g) > 1]
+
+
+def fits_one_wave(problem: Problem, members: IntArray) -> bool:
+    """Whether one wave can hold every block of ``members`` under the per-wave rules (cost 0)."""
+    lo, hi = int(problem.blocks.lo[members].max()), int(problem.blocks.hi[members].min())
+    inside = set(members.tolist())
+    if any(a in inside and b in inside for a, b, _ in problem.before):
+        return False
+    if any(len(inside.intersection(bs)) > 1 for bs, _ in problem.apart):
+        return False
+    risk_ok = problem.risk_cap is None or int(problem.risk_load[members].sum()) <= problem.risk_cap
+    return risk_ok and any(
+        all(int(load[members].sum()) <= int(problem.caps[res][j - 1]) for res, load in problem.loads.items())
+        for j in range(lo, hi + 1)
+    )
+
+
+def restrict(problem: Problem, members: IntArray) -> Problem:
+    """The model of ``members`` alone: their calls, loads, rules and latency terms; no risk term.
+
+    Apps outside ``members`` map to block -1; dependency-level fields are left empty
+    (the cluster model is solved, never evaluated against the inventory).
+    """
+    p = problem
+    index = np.full(p.count, -1, dtype=np.int64)
+    index[members] = np.arange(len(members))
+    edges = np.flatnonzero((index[p.eu] >= 0) & (index[p.ev] >= 0))
+    eu, ev = index[p.eu[edges]], index[p.ev[edges]]
+    n, m = len(members), len(edges)
+    coef = sp.csr_matrix(p.latency.coef[:, edges])
+    rows = np.flatnonzero(np.asarray(coef.sum(axis=1)).ravel() > p.latency.budget)  # rows it could break
+    coef = sp.csr_matrix(coef[rows])
+    lat = p.latency
+    kept = index >= 0
+    return Problem(
+        inv=p.inv,
+        blocks=Blocks(
+            of=np.where(kept[p.blocks.of], index[p.blocks.of], -1),
+            members=tuple(p.blocks.members[b] for b in members.tolist()),
+            lo=p.blocks.lo[members],
+            hi=p.blocks.hi[members],
+            conflicts=(),
+        ),
+        K=p.K,
+        eu=eu,
+        ev=ev,
+        edge_of=np.full(p.inv.m, -1, dtype=np.int64),
+        weight=p.weight[edges],
+        qps_scale=p.qps_scale,
+        gbps=p.gbps[edges],
+        link=p.link,
+        link_scale=p.link_scale,
+        loads={res: load[members] for res, load in p.loads.items()},
+        caps=p.caps,
+        load_scale=p.load_scale,
+        risk=p.risk[members],
+        risk_load=p.risk_load[members],
+        risk_cap=p.risk_cap,
+        risk_units=p.risk_units[members],
+        risk_weight_units=0,
+        before=tuple((int(index[a]), int(index[b]), r) for a, b, r in p.before if kept[a] and kept[b]),
+        apart=tuple(
+            (kept_bs, r)
+            for bs, r in p.apart
+            if len(kept_bs := tuple(int(index[b]) for b in bs if kept[b])) > 1
+        ),
+        callees_first=tuple(
+            (int(index[a]), int(index[b])) for a, b in p.callees_first if kept[a] and kept[b]
+        ),
+        latency=LatencyRows(coef, lat.budget[rows], lat.app[rows], coef.tocsc(), lat.factor[rows]),
+        adjacency=sp.csr_matrix(p.adjacency[members][:, members]),
+        incidence=sp.csr_matrix(
+            (np.ones(2 * m), (np.concatenate([eu, ev]), np.tile(np.arange(m), 2))), shape=(n, m)
+        ),
+        dropped_ms=p.dropped_ms,
+        latency_source=p.latency_source,
+        unbounded_edges=np.zeros(0, dtype=np.int64),
+    )
+
+
+def _inside_weight(problem: Problem, members: IntArray) -> int:
+    """Objective units per period of the calls inside ``members``."""
+    inside = np.zeros(problem.count, dtype=bool)
+    inside[members] = True
+    return int(problem.weight[inside[problem.eu] & inside[problem.ev]].sum())
