@@ -119,6 +119,16 @@ def test_a_rule_between_two_blocks_keeps_their_cluster_out_of_one_wave() -> None
     assert found.units / problem.qps_scale == pytest.approx(10.0)
 
 
+def test_the_risk_floor_counts_the_largest_block_and_two_blocks_sharing_a_wave() -> None:
+    # risk grows with criticality: three waves for four apps, so two share a wave; the
+    # best such plan puts the two least risky together and leaves the pilot empty
+    apps = [App(f"a{i}", 1.0, criticality=c) for i, c in enumerate((1, 2, 4, 5))]
+    inv = _inv(apps, [Dependency("a0", "a1", 100.0, sync=False)], waves=3, risk_weight=1.0)
+    problem = planner_problem(inv, 1.0)[1]
+    best = min(risk_term_units(problem, np.asarray(w)) for w in itertools.product(range(1, 4), repeat=4))
+    assert problem.risk_units.max() < cb.risk_floor(problem) <= best
+
+
 def test_the_risk_floor_is_met_by_an_empty_pilot_and_even_later_waves() -> None:
     apps = [App(f"a{i}", 1.0, criticality=3) for i in range(3)]
     inv = _inv(apps, [Dependency("a0", "a1", 100.0, sync=False)], waves=4, risk_weight=1.0)
