@@ -72,6 +72,19 @@ def test_one_wave_leaves_nothing_to_search() -> None:
     assert budget.used == 0.0
 
 
+def test_a_plan_at_the_lower_bound_is_not_searched_further() -> None:
+    estate = generate_estate(250, 2)
+    _, problem = planner_problem(estate.inventory)
+    blocks = planner_problem(estate.inventory)[0]
+    start = estate.planted.array[np.asarray([m[0] for m in blocks.members])]
+    value = objective_units(problem, start)
+    budget = Budget.start(1.0, 60, None)
+    result = improve(problem, start, budget, np.random.default_rng(0), floor=value)
+    assert (result.steps, budget.used, result.objective) == (0, 0.0, value)
+    unbounded = improve(problem, start, Budget.start(0.3, 60, None), np.random.default_rng(0))
+    assert unbounded.steps > 0
+
+
 def test_windows_only_where_three_waves_are_a_small_part_of_the_plan() -> None:
     """At 4 waves a window of 3 is nearly the full model (slow, and worse than balls)."""
     from migplan.solve.lns import MIN_WINDOW_WAVES, _neighbourhood

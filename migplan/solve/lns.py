@@ -59,12 +59,18 @@ def improve(
     rng: np.random.Generator,
     workers: int = 1,
     on_step: Callable[[IntArray, int], None] | None = None,
+    floor: int = 0,
 ) -> ImproveResult:
-    """Keep the best of many neighbourhood re-optimisations until the budget runs out."""
+    """Keep the best of many neighbourhood re-optimisations until the budget runs out.
+
+    ``floor``: a lower bound on every plan's objective (model units); a plan that reaches
+    it is optimal and the search stops.  Without it a plan of cost 0 (calls that never
+    need splitting) was searched on until the time limit.
+    """
     current = np.asarray(waves, dtype=np.int64).copy()
     best = objective_units(problem, current)
     steps = accepted = 0
-    if problem.count < 2 or problem.K < 2:  # one plan only: nothing to search
+    if problem.count < 2 or problem.K < 2 or best <= floor:  # nothing to search, or optimal
         return ImproveResult(current, best, 0, 0)
     calls = BlockCalls(problem)  # built once: every polish below reads the same calls
     polished = polish(problem, current, budget, calls)
@@ -72,7 +78,7 @@ def improve(
         current, best = polished.waves, polished.objective
         if on_step is not None:
             on_step(current, best)
-    while not budget.exhausted():
+    while best > floor and not budget.exhausted():
         free, options = _neighbourhood(problem, current, rng)
         found = sub_solve(problem, current, free, options, budget, rng, SUB_SOLVE_WORK, workers)
         steps += 1

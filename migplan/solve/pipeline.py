@@ -5,8 +5,9 @@ blocks first (``coarsen``, ``feasibility.multilevel_repair``).
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
-worker with a full LP; "optimal" is reported only when CP-SAT proves it there, and its
-bound on the model otherwise counts as a lower bound.  Larger estates are repaired and
+worker with a full LP; "optimal" is reported only when CP-SAT proves it there or a plan
+reaches a lower bound (``_meets_bound``), and CP-SAT's bound on the model otherwise counts
+as a lower bound.  Larger estates are repaired and
 improved with sub-models (a full model at 10,000 apps takes ~30 s to presolve).  All
 search is bounded by a deterministic work budget (CP-SAT deterministic seconds, derived
 from the time limit when not given), so the same inventory, seed, workers and budget give
@@ -269,7 +270,7 @@ def plan(
             return _finish(run, problem, None, status, why + _left_over(closest), risk_weight, forced)
         feasible_start = found
 
-    _bound(run, problem, feasible_start)
+    floor = _bound(run, problem, feasible_start)
     run.begin("improvement")
     improved = lns.improve(
         problem,
@@ -278,6 +279,7 @@ def plan(
         rng,
         options.workers,
         on_step=lambda w, v: run.report("improvement", objective_value(problem, w), 0),
+        floor=floor,
     )
     run.end(
         "improvement",
@@ -385,8 +387,9 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
     return start
 
 
-def _bound(run: _Run, problem: Problem, waves: IntArray) -> None:
-    """The cluster bound, on at most BOUND_SHARE of the work left (it hints with ``waves``)."""
+def _bound(run: _Run, problem: Problem, waves: IntArray) -> int:
+    """The cluster bound in model units, on at most BOUND_SHARE of the work left (``waves``
+    hints its sub-models); ``run.bound`` keeps it in qps for the quality figures."""
     run.begin("bound")
     budget = run.budget.part(BOUND_SHARE * (run.budget.work - run.budget.used))
     found = cluster_bound(problem, waves, budget, run.options.seed)
@@ -394,6 +397,7 @@ def _bound(run: _Run, problem: Problem, waves: IntArray) -> None:
     run.bound = found.units / problem.qps_scale
     extra = {"lower_bound": run.bound, "clusters": found.clusters, "proven": found.proven}
     run.end("bound", None, None, **extra, work=round(found.work, 3))
+    return found.units
 
 
 def _solve_small(
@@ -577,6 +581,16 @@ def _left_over(evaluation: metrics.Evaluation) -> tuple[Finding, ...]:
     return (head, *errors) if broken else ()
 
 
+def _meets_bound(problem: Problem, block_waves: IntArray, objective: float, lower: float | None) -> bool:
+    """Whether a plan is proven optimal by a bound it reaches: a cost of 0 always is (no
+    plan costs less), one at a positive bound when it is a plan of the model (which the
+    model's bounds are bounds of)."""
+    if objective <= 0:
+        return True
+    reached = lower is not None and objective <= lower * (1 + 1e-12)
+    return reached and violations(problem, block_waves).count == 0
+
+
 def _finish(
     run: _Run,
     problem: Problem | None,
@@ -605,7 +619,7 @@ def _finish(
             status = "no-plan-found"
             explanation = evaluation.findings
             evaluation = None
-    if plan_out is not None and objective is not None:
+    if plan_out is not None and objective is not None and problem is not None and block_waves is not None:
         if status == "optimal":
             lower, gap = objective, 0.0
         else:
@@ -615,6 +629,8 @@ def _finish(
             found = [b for b in candidates if b is not None and 0 < b <= objective]
             lower = max(found, default=None)
             gap = (objective - lower) / objective if lower is not None and objective > 0 else None
+            if status == "feasible" and _meets_bound(problem, block_waves, objective, lower):
+                status, lower, gap = "optimal", objective, 0.0
     info = {
         "status": status,
         "seed": options.seed,
