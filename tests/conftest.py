@@ -8,10 +8,11 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from migplan.io.inventory import load_inventory
-from migplan.model import Inventory
+from migplan.model import Inventory, Rule
 from migplan.solve.blocks import Blocks
 from migplan.solve.cpsat import Problem
 from migplan.solve.pipeline import block_problem
@@ -22,6 +23,16 @@ BROKEN = DATA / "broken"
 
 WriteInventory = Callable[..., Path]
 RunMigplan = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def random_rules(rng: np.random.Generator, n: int) -> tuple[Rule, ...]:
+    """A ``before`` and an ``apart`` rule between two of apps a0..a{n-1}, each with probability 0.3."""
+    rules: list[Rule] = []
+    if rng.random() < 0.3:
+        rules.append(Rule("before", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    if rng.random() < 0.3:
+        rules.append(Rule("apart", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    return tuple(rules)
 
 
 def planner_problem(inv: Inventory, risk_weight: float = 1.0) -> tuple[Blocks, Problem]:

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import planner_problem
+from conftest import planner_problem, random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, IntArray, Inventory, Rule, Scenario
 from migplan.solve import cluster_bound as cb
+from migplan.solve import search
 from migplan.solve.cpsat import Problem, SolveOutcome, objective_units, risk_term_units, violations
 from migplan.solve.pipeline import PlanOptions, plan
 from migplan.solve.search import Budget
@@ -59,17 +60,13 @@ def _tight_inventory(seed: int) -> Inventory:
     for _ in range(int(rng.integers(1, 3 * n))):
         i, j = (int(x) for x in rng.choice(n, 2, replace=False))
         deps[(i, j)] = Dependency(f"a{i}", f"a{j}", float(rng.integers(1, 50)), sync=bool(rng.random() < 0.7))
-    rules: list[Rule] = []
-    if rng.random() < 0.3:
-        rules.append(Rule("before", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
-    if rng.random() < 0.3:
-        rules.append(Rule("apart", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    rules = random_rules(rng, n)
     return _inv(
         apps,
         list(deps.values()),
         waves=K,
         capacity_apps=float(-(-n // K) + rng.integers(0, 2)),
-        rules=tuple(rules),
+        rules=rules,
         callees_first=bool(rng.random() < 0.2),
         link_gbps=0.0005 if rng.random() < 0.2 else None,
         max_risk=float(rng.choice([0.4, 0.6])) if rng.random() < 0.4 else None,
@@ -154,7 +151,7 @@ def test_an_unsolved_cluster_is_clustered_again_at_half_the_size(monkeypatch: py
     # 8 apps in a chain, 2 per wave: one cluster of 8 blocks; its model "stops early" with a
     # bound of 0 (stand-in), so its halves of 4 blocks are solved and give the bound
     calls: list[int] = []
-    real = cb.solve
+    real = search.solve
 
     def stopped_early_when_large(wm: Any, **kw: Any) -> Any:
         outcome, solver = real(wm, **kw)
@@ -163,7 +160,7 @@ def test_an_unsolved_cluster_is_clustered_again_at_half_the_size(monkeypatch: py
             return SolveOutcome("feasible", outcome.waves, outcome.objective, 0.0, 0.1, 0.1), solver
         return outcome, solver
 
-    monkeypatch.setattr(cb, "solve", stopped_early_when_large)
+    monkeypatch.setattr(search, "solve", stopped_early_when_large)
     monkeypatch.setattr(cb, "CLUSTER_BLOCKS", 8)
     problem = planner_problem(_chain([10, 9, 8, 1, 8, 9, 10], waves=4, capacity_apps=2.0), 0.0)[1]
     found = cb.cluster_bound(problem, np.array([1, 1, 2, 2, 3, 3, 4, 4]), _budget(), seed=0)

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -208,17 +209,13 @@ def _random_inventory(seed: int) -> Inventory:
         deps[(i, j)] = Dependency(
             f"a{i}", f"a{j}", float(rng.integers(1, 10)), calls_per_request=0.5, sync=bool(rng.random() < 0.7)
         )
-    rules: list[Rule] = []
-    if rng.random() < 0.3:
-        rules.append(Rule("before", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
-    if rng.random() < 0.3:
-        rules.append(Rule("apart", tuple(f"a{i}" for i in rng.choice(n, 2, replace=False))))
+    rules = random_rules(rng, n)
     return _inv(
         apps,
         list(deps.values()),
         waves=K,
         capacity_apps=float(-(-n // K) + rng.integers(0, 2)),
-        rules=tuple(rules),
+        rules=rules,
         callees_first=bool(rng.random() < 0.2),
         link_gbps=0.0002 if rng.random() < 0.15 else None,
         max_risk=0.7 if rng.random() < 0.2 else None,

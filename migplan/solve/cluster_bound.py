@@ -30,8 +30,8 @@ import scipy.sparse as sp
 
 from migplan.model import IntArray
 from migplan.solve.blocks import Blocks
-from migplan.solve.cpsat import LatencyRows, ModelOptions, Problem, build_model, solve
-from migplan.solve.search import BUILD_WORK_PER_CONSTRAINT, Budget
+from migplan.solve.cpsat import LatencyRows, ModelOptions, Problem
+from migplan.solve.search import Budget, charged_solve
 
 # cluster models of 16 blocks at 8 and 12 waves were solved to optimality in 0.1-0.9 work
 # units on generated 60-100-app estates; at 25 blocks and 8 waves one was not in 1 unit
@@ -80,16 +80,8 @@ def _clusters_bound(
         if budget.exhausted():
             break
         sub = restrict(problem, members)
-        wm = build_model(sub, waves[members], range(len(members)), ModelOptions())
-        budget.charge(BUILD_WORK_PER_CONSTRAINT * len(wm.model.proto.constraints))
-        outcome, _ = solve(
-            wm,
-            deterministic_time=budget.slice(CLUSTER_WORK),
-            wall_time=max(budget.wall_left, 0.01),
-            seed=seed,
-            stop=budget.stop,
-        )
-        budget.charge(outcome.deterministic_time)
+        every = range(len(members))
+        outcome = charged_solve(sub, waves[members], every, ModelOptions(), budget, CLUSTER_WORK, seed)
         solved += 1
         units = max(int(np.floor(outcome.bound + 1e-6)), 0) if outcome.bound is not None else 0
         if outcome.status == "optimal":
@@ -165,12 +157,10 @@ def restrict(problem: Problem, members: IntArray) -> Problem:
     index = np.full(p.count, -1, dtype=np.int64)
     index[members] = np.arange(len(members))
     edges = np.flatnonzero((index[p.eu] >= 0) & (index[p.ev] >= 0))
-    eu, ev = index[p.eu[edges]], index[p.ev[edges]]
-    n, m = len(members), len(edges)
-    coef = sp.csr_matrix(p.latency.coef[:, edges])
-    rows = np.flatnonzero(np.asarray(coef.sum(axis=1)).ravel() > p.latency.budget)  # rows it could break
-    coef = sp.csr_matrix(coef[rows])
     lat = p.latency
+    coef = sp.csr_matrix(lat.coef[:, edges])
+    rows = np.flatnonzero(np.asarray(coef.sum(axis=1)).ravel() > lat.budget)  # rows it could break
+    coef = sp.csr_matrix(coef[rows])
     kept = index >= 0
     return Problem(
         inv=p.inv,
@@ -182,8 +172,8 @@ def restrict(problem: Problem, members: IntArray) -> Problem:
             conflicts=(),
         ),
         K=p.K,
-        eu=eu,
-        ev=ev,
+        eu=index[p.eu[edges]],
+        ev=index[p.ev[edges]],
         edge_of=np.full(p.inv.m, -1, dtype=np.int64),
         weight=p.weight[edges],
         qps_scale=p.qps_scale,
@@ -209,9 +199,7 @@ def restrict(problem: Problem, members: IntArray) -> Problem:
         ),
         latency=LatencyRows(coef, lat.budget[rows], lat.app[rows], coef.tocsc(), lat.factor[rows]),
         adjacency=sp.csr_matrix(p.adjacency[members][:, members]),
-        incidence=sp.csr_matrix(
-            (np.ones(2 * m), (np.concatenate([eu, ev]), np.tile(np.arange(m), 2))), shape=(n, m)
-        ),
+        incidence=sp.csr_matrix(p.incidence[members][:, edges]),
         dropped_ms=p.dropped_ms,
         latency_source=p.latency_source,
         unbounded_edges=np.zeros(0, dtype=np.int64),

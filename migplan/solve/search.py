@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from migplan.model import IntArray
-from migplan.solve.cpsat import ModelOptions, Problem, build_model, solve
+from migplan.solve.cpsat import ModelOptions, Problem, SolveOutcome, build_model, solve
 
 BUILD_WORK_PER_CONSTRAINT = 2e-5  # model building is charged too, so the budget tracks real effort
 
@@ -97,7 +98,23 @@ def sub_solve(
     work: float,
     workers: int = 1,
 ) -> IntArray | None:
-    """Re-optimise the ``free`` blocks of ``waves``; the block plan found, or None.
+    """Re-optimise the ``free`` blocks of ``waves``; the block plan found, or None."""
+    seed = int(rng.integers(1 << 30))
+    return charged_solve(problem, waves, free, options, budget, work, seed, workers).waves
+
+
+def charged_solve(
+    problem: Problem,
+    waves: IntArray,
+    free: Iterable[int],
+    options: ModelOptions,
+    budget: Budget,
+    work: float,
+    seed: int,
+    workers: int = 1,
+) -> SolveOutcome:
+    """Build and solve one model of ``free`` blocks (the others fixed at ``waves``), at most
+    ``work`` of ``budget``.
 
     Charges the budget with CP-SAT's deterministic time plus a deterministic charge
     for building the model (proportional to its constraints).
@@ -109,8 +126,8 @@ def sub_solve(
         deterministic_time=budget.slice(work),
         wall_time=max(budget.wall_left, 0.01),
         workers=workers,
-        seed=int(rng.integers(1 << 30)),
+        seed=seed,
         stop=budget.stop,
     )
     budget.charge(outcome.deterministic_time)
-    return outcome.waves
+    return outcome
