@@ -120,9 +120,40 @@ def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch
     until STALL_STEPS failures in a row; from then on at least every other step is one."""
     inv, start = _one_violation_and_a_chatty_pair()
     problem = build_problem(inv, build_blocks(inv), 0.0)
-    kicked: list[bool] = []
+    seen: list[ModelOptions] = []
+    monkeypatch.setattr(feasibility, "sub_solve", _nothing_found(seen))
+    result = repair(problem, start, Budget.start(16, 60, None), np.random.default_rng(0))
+    kicked = [o.clear_row is not None for o in seen]
+    assert result.steps == len(kicked) == 16 and result.accepted == 0
+    first = feasibility.STALL_STEPS
+    assert not any(kicked[:first] if first <= feasibility.KICK else kicked[: feasibility.KICK])
+    assert all(kicked[first::2])  # every other step from the stall on
+    assert sum(kicked) > len(kicked) // feasibility.ATTEMPT_KINDS + 1  # more than the cycle alone gives
+    seen.clear()
+    without = repair(problem, start, Budget.start(6, 60, None), np.random.default_rng(0), kicks=False)
+    assert without.steps == 6 and not any(o.clear_row is not None for o in seen)  # a kick's repair
 
-    def nothing_found(
+
+def test_a_rows_successive_kicks_widen_their_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fe's budget breaks in period 3 only (waves 3 | 4): its kicks free waves 3-4, then 2-5,
+    then 1-6 (one more wave each side per kick, within 1..K), then 3-4 again."""
+    inv, _ = _one_violation_and_a_chatty_pair()
+    inv = Inventory(inv.apps, inv.dependencies, Scenario(waves=6, capacity_apps=6.0, risk_weight=0.0))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    start = np.array([3, 4, 3, 3, 1, 1])  # fe -> svc, svc -> db and svc -> db2 split in period 3
+    assert np.array_equal(np.flatnonzero(violations(problem, start).latency.sum(axis=0)), [2])
+    seen: list[ModelOptions] = []
+    monkeypatch.setattr(feasibility, "sub_solve", _nothing_found(seen))
+    repair(problem, start, Budget.start(16, 60, None), np.random.default_rng(0))
+    windows = [o.window for o in seen if o.clear_row is not None]
+    assert len(windows) >= 4 and feasibility.KICK_WIDENINGS == 3
+    assert windows[:4] == [(3, 4), (2, 5), (1, 6), (3, 4)]
+
+
+def _nothing_found(seen: list[ModelOptions]) -> Callable[..., None]:
+    """A stand-in for ``sub_solve`` that charges 1 unit, finds nothing and records the options."""
+
+    def fake(
         problem: Problem,
         waves: np.ndarray,
         free: np.ndarray,
@@ -130,19 +161,10 @@ def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch
         budget: Budget,
         *rest: object,
     ) -> None:
-        kicked.append(options.clear_row is not None)
+        seen.append(options)
         budget.charge(1.0)
 
-    monkeypatch.setattr(feasibility, "sub_solve", nothing_found)
-    result = repair(problem, start, Budget.start(16, 60, None), np.random.default_rng(0))
-    assert result.steps == len(kicked) == 16 and result.accepted == 0
-    first = feasibility.STALL_STEPS
-    assert not any(kicked[:first] if first <= feasibility.KICK else kicked[: feasibility.KICK])
-    assert all(kicked[first::2])  # every other step from the stall on
-    assert sum(kicked) > len(kicked) // feasibility.ATTEMPT_KINDS + 1  # more than the cycle alone gives
-    kicked.clear()
-    without = repair(problem, start, Budget.start(6, 60, None), np.random.default_rng(0), kicks=False)
-    assert without.steps == 6 and not any(kicked)  # a kick's own repair never kicks
+    return fake
 
 
 def test_a_kick_clears_a_budget_whose_fix_overfills_a_wave() -> None:

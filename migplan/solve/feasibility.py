@@ -16,8 +16,11 @@ callees, the two waves at the cut of the row's worst period (``_at_cut``), and a
 three got stuck (seeds 1-3 of 4).  A kick clears the row with capacity, risk and link limits
 relaxed, then repairs those limits: at 10,000 apps the last broken budget could only be
 cleared by moving 35 blocks a wave later, which overfilled that wave, so every step with
-hard limits failed.  Capacity, risk and link instances are tried with a ball or with the
-blocks of the two waves around them.
+hard limits failed.  A row's successive kicks free one wave more on each side each time
+(0, 1, 2, then 0 again): a kick kept to the broken periods' waves can only overfill them,
+and where max_risk held every wave around near its limit, that excess could not be
+repaired (``_kick_window``).  Capacity, risk and link instances are tried with a ball or
+with the blocks of the two waves around them.
 
 A repair that stalls kicks more often: once STALL_STEPS steps in a row have failed, every
 other step is a kick, whatever the row's own count (a row's count is halved by every
@@ -69,6 +72,8 @@ KICK_MAX_BLOCKS = 600  # the same for a kick's waves
 STALL_STEPS = 8
 KICK_WORK = 3.0  # deterministic seconds for a kick's relaxed sub-solve
 KICK_REPAIR_WORK = 6.0  # at most this for the repair of the limits a kick exceeded
+# a row's successive kicks widen their window by 0, 1, 2, 0, ... waves on each side
+KICK_WIDENINGS = 3
 # a capacity, risk or link instance: this share of its attempts frees the two waves around it
 # (a 10,000-app estate ended with one wave 0.8 % over on data_gb where balls found nothing)
 OTHER_WINDOW_SHARE = 0.5
@@ -115,11 +120,14 @@ def repair(
     state = violations(problem, current)
     steps = accepted = 0
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
+    kicked = np.zeros(len(problem.latency.app), dtype=np.int64)  # kicks per latency row
     stalled = 0  # steps since the last accepted one
     while state.count > 0 and not budget.exhausted():
         kick_now = kicks and stalled >= STALL_STEPS and (stalled - STALL_STEPS) % 2 == 0
-        row, free, options = _neighbourhood(problem, current, state, failures, rng, kicks, kick_now)
+        row, free, options = _neighbourhood(problem, current, state, failures, rng, kicks, kick_now, kicked)
         kick = options.clear_row is not None
+        if kick:
+            kicked[options.clear_row] += 1
         work = KICK_WORK if kick else SUB_SOLVE_WORK
         found = sub_solve(problem, current, free, options, budget, rng, work, workers)
         if kick and found is not None:
@@ -236,12 +244,14 @@ def _neighbourhood(
     rng: np.random.Generator,
     kicks: bool = True,
     kick_now: bool = False,
+    kicked: IntArray | None = None,
 ) -> tuple[int | None, IntArray, ModelOptions]:
     """(latency row or None, free blocks, sub-model options) around one violated instance.
 
     Attempts on a row cycle with its failures: plain ball, ball where other budgets may
     absorb some excess (for a larger total drop), seeds plus all their neighbours, the
-    two waves at the cut, a kick (when ``kicks``).  Other instances get a ball or, for
+    two waves at the cut, a kick (when ``kicks``; ``kicked``: the kicks each row had so
+    far, which widen its next one).  Other instances get a ball or, for
     capacity, risk and link, the blocks of the two waves around them (OTHER_WINDOW_SHARE).
     """
     others = state.count - int(np.count_nonzero(state.latency))
@@ -257,7 +267,8 @@ def _neighbourhood(
     kind = KICK if kick_now else failures[row] % (ATTEMPT_KINDS if kicks else KICK)
     window: tuple[int, int] | None = None
     if kind == KICK:
-        free, window = _kick_window(problem, waves, state, row, seeds, rng)
+        widen = int(kicked[row]) % KICK_WIDENINGS if kicked is not None else 0
+        free, window = _kick_window(problem, waves, state, row, seeds, rng, widen)
         options = ModelOptions(soft=True, chatty=False, window=window, relax_limits=True, clear_row=row)
         return row, free, options
     if kind == 2:
@@ -307,12 +318,27 @@ def _make_room(
 
 
 def _kick_window(
-    problem: Problem, waves: IntArray, state: Violations, row: int, seeds: IntArray, rng: np.random.Generator
+    problem: Problem,
+    waves: IntArray,
+    state: Violations,
+    row: int,
+    seeds: IntArray,
+    rng: np.random.Generator,
+    widen: int = 0,
 ) -> tuple[IntArray, tuple[int, int]]:
-    """The blocks of the waves from the row's first broken period to its last + 1: moves
-    among them change only those periods."""
+    """The blocks of the waves from the row's first broken period to its last + 1 (moves
+    among them change only those periods), ``widen`` more waves on each side.
+
+    Why widen: a kick inside the two waves of one broken period can only overfill one of
+    them, and when every wave around is at its limit the repair of that excess fails.  On
+    ``generate_estate(900, 45)``, whose max_risk held waves 3-9 at 96-100 % of the cap,
+    the last broken budget (period 9) outlived 100 s of repair: each kick put 1.4 % of the
+    risk too much in wave 9.  From that plan, one wave more on each side let the kick clear
+    it with no excess at all (blocks of waves 8-10 moved on to the empty wave 11).
+    """
     periods = np.flatnonzero(state.latency[row]) + 1
-    window = (int(periods.min()), int(periods.max()) + 1)
+    first, last = int(periods.min()) - widen, int(periods.max()) + 1 + widen
+    window = (max(first, 1), min(last, problem.K))
     return _in_waves(problem, waves, window, seeds, KICK_MAX_BLOCKS, rng), window
 
 
