@@ -331,7 +331,7 @@ def _kick_window(
 
     Why widen: a kick inside the two waves of one broken period can only overfill one of
     them, and when every wave around is at its limit the repair of that excess fails.  On
-    ``generate_estate(900, 45)``, whose max_risk held waves 3-9 at 96-100 % of the cap,
+    ``generate_estate(900, 45)``, whose max_risk held waves 4-9 at 94-100 % of the cap,
     the last broken budget (period 9) outlived 100 s of repair: each kick put 1.4 % of the
     risk too much in wave 9.  From that plan, one wave more on each side let the kick clear
     it with no excess at all (blocks of waves 8-10 moved on to the empty wave 11).
