@@ -150,8 +150,27 @@ def test_a_rows_successive_kicks_widen_their_window(monkeypatch: pytest.MonkeyPa
     assert windows[:4] == [(3, 4), (2, 5), (1, 6), (3, 4)]
 
 
-def _nothing_found(seen: list[ModelOptions]) -> Callable[..., None]:
-    """A stand-in for ``sub_solve`` that charges 1 unit, finds nothing and records the options."""
+def test_a_kicks_own_repair_gives_up_after_failing_patience_steps_in_a_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steps of 0.01 units that never find anything: a plain repair spends its whole budget,
+    a kick's make-room repair stops after KICK_REPAIR_PATIENCE of them."""
+    inv, start = _one_violation_and_a_chatty_pair()
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    seen: list[ModelOptions] = []
+    monkeypatch.setattr(feasibility, "sub_solve", _nothing_found(seen, 0.01))
+    plain = repair(problem, start, Budget.start(1, 60, None), np.random.default_rng(0), kicks=False)
+    assert plain.steps == len(seen) >= 100
+    seen.clear()
+    budget = Budget.start(20, 60, None)
+    _make_room(problem, start, budget, np.random.default_rng(0), 1)
+    assert len(seen) == feasibility.KICK_REPAIR_PATIENCE < feasibility.KICK_REPAIR_WORK / 0.01
+    assert budget.used == pytest.approx(0.01 * feasibility.KICK_REPAIR_PATIENCE)
+
+
+def _nothing_found(seen: list[ModelOptions], charge: float = 1.0) -> Callable[..., None]:
+    """A stand-in for ``sub_solve`` that charges ``charge`` units, finds nothing and records
+    the options."""
 
     def fake(
         problem: Problem,
@@ -162,7 +181,7 @@ def _nothing_found(seen: list[ModelOptions]) -> Callable[..., None]:
         *rest: object,
     ) -> None:
         seen.append(options)
-        budget.charge(1.0)
+        budget.charge(charge)
 
     return fake
 
