@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from migplan.io.inventory import load_inventory
-from migplan.model import Inventory, Rule
+from migplan.model import App, Inventory, Rule
 from migplan.solve.blocks import Blocks
 from migplan.solve.cpsat import Problem
 from migplan.solve.pipeline import block_problem
@@ -23,6 +23,24 @@ BROKEN = DATA / "broken"
 
 WriteInventory = Callable[..., Path]
 RunMigplan = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def random_apps(
+    rng: np.random.Generator, n: int, K: int, qps_high: int, budgets: list[float], group_share: float = 0.0
+) -> list[App]:
+    """Apps a0..a{n-1}: qps below ``qps_high``, a criticality, a budget from ``budgets``, a pin
+    with probability 0.1 and, with ``group_share``, the group "g" (drawn only when positive)."""
+    return [
+        App(
+            f"a{i}",
+            float(rng.integers(1, qps_high)),
+            criticality=int(rng.integers(1, 6)),
+            latency_budget_ms=float(rng.choice(budgets)),
+            pinned_wave=int(rng.integers(1, K + 1)) if rng.random() < 0.1 else None,
+            group="g" if group_share > 0 and rng.random() < group_share else None,
+        )
+        for i in range(n)
+    ]
 
 
 def random_rules(rng: np.random.Generator, n: int) -> tuple[Rule, ...]:

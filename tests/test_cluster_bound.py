@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import planner_problem, random_rules
+from conftest import planner_problem, random_apps, random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,16 +46,7 @@ def _tight_inventory(seed: int) -> Inventory:
     """Up to 8 apps, 2-4 waves of few apps, chatty calls, budgets, max_risk, link and rules."""
     rng = np.random.default_rng(seed)
     n, K = int(rng.integers(3, 9)), int(rng.integers(2, 5))
-    apps = [
-        App(
-            f"a{i}",
-            float(rng.integers(1, 100)),
-            criticality=int(rng.integers(1, 6)),
-            latency_budget_ms=float(rng.choice([40, 70, 200])),
-            pinned_wave=int(rng.integers(1, K + 1)) if rng.random() < 0.1 else None,
-        )
-        for i in range(n)
-    ]
+    apps = random_apps(rng, n, K, 100, [40, 70, 200])
     deps: dict[tuple[int, int], Dependency] = {}
     for _ in range(int(rng.integers(1, 3 * n))):
         i, j = (int(x) for x in rng.choice(n, 2, replace=False))

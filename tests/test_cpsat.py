@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import random_rules
+from conftest import random_apps, random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -192,17 +192,7 @@ def _random_inventory(seed: int) -> Inventory:
     """Up to 6 apps, 2-3 waves, random sync/async calls, budgets, pins, groups and rules."""
     rng = np.random.default_rng(seed)
     n, K = int(rng.integers(2, 7)), int(rng.integers(2, 4))
-    apps = [
-        App(
-            f"a{i}",
-            float(rng.integers(1, 50)),
-            criticality=int(rng.integers(1, 6)),
-            latency_budget_ms=float(rng.choice([15, 25, 40, 100])),
-            pinned_wave=int(rng.integers(1, K + 1)) if rng.random() < 0.1 else None,
-            group="g" if rng.random() < 0.15 else None,
-        )
-        for i in range(n)
-    ]
+    apps = random_apps(rng, n, K, 50, [15, 25, 40, 100], group_share=0.15)
     deps: dict[tuple[int, int], Dependency] = {}
     for _ in range(int(rng.integers(1, 2 * n))):
         i, j = (int(x) for x in rng.choice(n, 2, replace=False))
