@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.cluster.hierarchy import DisjointSet
 
 from migplan.model import IntArray
 from migplan.solve.blocks import Blocks
@@ -112,24 +113,15 @@ def risk_floor(problem: Problem) -> int:
 
 
 def heavy_clusters(problem: Problem, limit: int) -> list[IntArray]:
-    """Disjoint clusters of 2 to ``limit`` blocks, merged along the heaviest calls first."""
-    parent = np.arange(problem.count)
-    size = np.ones(problem.count, dtype=np.int64)
-
-    def root(b: int) -> int:
-        while parent[b] != b:
-            parent[b] = parent[parent[b]]
-            b = int(parent[b])
-        return b
-
+    """Disjoint clusters of 2 to ``limit`` blocks, merged along the heaviest calls first,
+    ordered by their first block."""
+    sets = DisjointSet(range(problem.count))
     for e in np.argsort(-problem.weight, kind="stable").tolist():
-        a, b = root(int(problem.eu[e])), root(int(problem.ev[e]))
-        if a != b and size[a] + size[b] <= limit:
-            parent[b] = a
-            size[a] += size[b]
-    roots = np.array([root(b) for b in range(problem.count)], dtype=np.int64)
-    groups = [np.flatnonzero(roots == r) for r in np.unique(roots)]
-    return [g for g in groups if len(g) > 1]
+        a, b = int(problem.eu[e]), int(problem.ev[e])
+        if not sets.connected(a, b) and sets.subset_size(a) + sets.subset_size(b) <= limit:
+            sets.merge(a, b)
+    groups = [np.array(sorted(s), dtype=np.int64) for s in sets.subsets() if len(s) > 1]
+    return sorted(groups, key=lambda g: int(g[0]))
 
 
 def fits_one_wave(problem: Problem, members: IntArray) -> bool:
