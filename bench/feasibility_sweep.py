@@ -1,15 +1,16 @@
 """How often the planner finds a plan for mid-size estates that are known to have one.
 
-    python -m bench.feasibility_sweep [--time-limit 60] [--estates 800:25 1200:26 ...]
+    python -m bench.feasibility_sweep [--time-limit 60] [--estates 800:25 1200:26:24 ...]
 
-Every ``generate_estate(n, seed)`` estate has a planted plan that meets every rule, and
-its budgets, capacities and risk cap are fitted to that plan (budgets at 1.1 x its added
-latency), so "no plan found" is always the planner's failure, never the estate's.  Runs
-``pipeline.plan`` with ``PlanOptions(time_limit=...)`` (the defaults of ``migplan plan
---time-limit``) on each estate and prints a markdown table: blocks, status, chatty cost
-(planner and planted plan), wall seconds, whether the wall clock cut the work budget, the
-overtime work granted (``pipeline.OVERTIME_SHARE``) and the violations the feasibility
-stage left.  The last line counts the plans found.
+Estates are APPS:SEED (12 waves) or APPS:SEED:WAVES.  Every ``generate_estate(n, seed,
+waves)`` estate has a planted plan that meets every rule, and its budgets, capacities and
+risk cap are fitted to that plan (budgets at 1.1 x its added latency), so "no plan found"
+is always the planner's failure, never the estate's.  Runs ``pipeline.plan`` with
+``PlanOptions(time_limit=...)`` (the defaults of ``migplan plan --time-limit``) on each
+estate and prints a markdown table: blocks, status, chatty cost (planner and planted
+plan), wall seconds, whether the wall clock cut the work budget, the overtime work granted
+(``pipeline.OVERTIME_SHARE``) and the violations the feasibility stage left.  The last
+line counts the plans found.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ ESTATES = (
 )
 
 
-def _estate(text: str) -> tuple[int, int]:
-    apps, _, seed = text.partition(":")
-    return int(apps), int(seed)
+def _estate(text: str) -> tuple[int, int, int]:
+    apps, seed, *waves = text.split(":")
+    return int(apps), int(seed), int(waves[0]) if waves else 12
 
 
-def generated(n: int, seed: int) -> tuple[Inventory, Plan]:
-    """``generate_estate(n, seed)`` and its planted plan."""
-    estate = generate_estate(n, seed)
+def generated(n: int, seed: int, waves: int = 12) -> tuple[Inventory, Plan]:
+    """``generate_estate(n, seed, waves)`` and its planted plan."""
+    estate = generate_estate(n, seed, waves=waves)
     return estate.inventory, estate.planted
 
 
@@ -115,11 +116,12 @@ def limits(args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_limits(parser)
-    parser.add_argument("--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED ...")
+    default = [(n, seed, 12) for n, seed in ESTATES]
+    parser.add_argument("--estates", type=_estate, nargs="+", default=default, help="APPS:SEED[:WAVES] ...")
     args = parser.parse_args()
-    title = f"`python -m bench.feasibility_sweep {limits(args)}`, 12 waves, planner seed 0"
-    estates = [(f"{n} | {seed}", partial(generated, n, seed)) for n, seed in args.estates]
-    print_sweep(title, ("apps", "estate seed"), estates, args.time_limit, args.work_limit)
+    title = f"`python -m bench.feasibility_sweep {limits(args)}`, planner seed 0"
+    estates = [(f"{n} | {seed} | {k}", partial(generated, n, seed, k)) for n, seed, k in args.estates]
+    print_sweep(title, ("apps", "estate seed", "waves"), estates, args.time_limit, args.work_limit)
 
 
 if __name__ == "__main__":

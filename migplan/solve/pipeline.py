@@ -1,7 +1,9 @@
 """The planner, stage by stage: blocks -> precheck -> construction -> feasibility -> bound -> improvement.
 
 Estates of MULTILEVEL_BLOCKS blocks or more are constructed and repaired on clusters of
-blocks first (``coarsen``, ``feasibility.multilevel_repair``).
+blocks first (``coarsen``, ``feasibility.multilevel_repair``).  Past MERGE_ABOVE waves
+the start is constructed and repaired on merged pairs of waves (again while there are
+more than MERGE_ABOVE of those), then split back wave pair by wave pair (``merge``).
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
@@ -30,7 +32,7 @@ import numpy as np
 
 from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
-from migplan.solve import bounds, explain, feasibility, lns
+from migplan.solve import bounds, explain, feasibility, lns, merge
 from migplan.solve.blocks import Blocks, build_blocks
 from migplan.solve.cluster_bound import cluster_bound
 from migplan.solve.coarsen import Level
@@ -89,6 +91,10 @@ START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the 
 # work charged per block and construction run: 6 s for 2,675 blocks on the 2-core box, at
 # WORK_PER_SECOND that is about 0.001 per block
 START_WORK_PER_BLOCK = 0.001
+# past this many waves the planner plans on merged pairs of waves first (``merge``); 1,000
+# generated apps at 24 waves ended with 25 budgets broken after 42 work units without it
+MERGE_ABOVE = 16
+MERGED_SHARE = 0.5  # of the work left: the repair on merged waves
 START_WAVES = 12  # the waves START_WORK_PER_BLOCK was measured at; a run costs more in proportion above
 LEFT_OVER_SHOWN = 10
 
@@ -223,10 +229,11 @@ def plan(
     if small and options.work_limit is None:
         budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
-    if multilevel:
+    start = _merged_start(run, problem, rng) if not small and problem.K > MERGE_ABOVE else None
+    if start is None and multilevel:
         level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
         start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
-    else:
+    elif start is None:
         start = _construct(run, problem)
 
     run.begin("feasibility")
@@ -313,17 +320,18 @@ def _repair(
     rng: np.random.Generator,
     level: Level | None = None,
     tidy: bool = True,
+    label: str = "feasibility",
 ) -> feasibility.RepairResult:
     """Stage 3 within ``stage`` (a child of the run's budget, absorbed back when done).
 
     Multilevel from MULTILEVEL_BLOCKS blocks on (``level``: the clusters ``start`` was
-    built on, if any), on the blocks alone otherwise.
+    built on, if any), on the blocks alone otherwise.  ``label``: the progress reports' stage.
     """
     run.live = stage  # the progress bar moves with the repair's own charges
     options = run.options
 
     def on_step(w: IntArray, v: Violations) -> None:
-        run.report("feasibility", objective_value(problem, w), v.count)
+        run.report(label, objective_value(problem, w), v.count)
 
     if problem.count >= MULTILEVEL_BLOCKS:
         repaired = feasibility.multilevel_repair(
@@ -356,6 +364,29 @@ def _repair_on(
 def _overtime_allowed(budget: Budget) -> bool:
     """The work budget, not the wall clock or the user, ended a search that found no plan."""
     return budget.used >= budget.work and budget.wall_left > 0 and not budget.stop.is_set()
+
+
+def _merged_start(run: _Run, problem: Problem, rng: np.random.Generator) -> IntArray | None:
+    """Stage 2 past MERGE_ABOVE waves: a plan on merged pairs of waves (constructed, or
+    itself merged again, then repaired with MERGED_SHARE of the work left), split into
+    ``problem``'s waves (``merge``).  None when the merged waves' blocks conflict.
+
+    The merged plan need not be feasible: its violations stay where they were after the
+    split, and the repair on ``problem`` goes on from there.
+    """
+    inner, _ = block_problem(merge.merged_inventory(problem.inv), run.risk_weight)
+    if inner.blocks.conflicts:
+        return None
+    start = _merged_start(run, inner, rng) if inner.K > MERGE_ABOVE else None
+    if start is None:
+        start = _construct(run, inner, waves=inner.K)
+    run.begin("merged")
+    label = f"feasibility on {inner.K} merged waves"
+    repaired = _repair(run, inner, start, run.budget.child(MERGED_SHARE), rng, label=label)
+    split = merge.split(problem, inner.blocks.expand(repaired.waves), run.budget, rng, run.options.workers)
+    left, on_merged = violations(problem, split).count, repaired.violations.count
+    run.end("merged", objective_value(problem, split), left, waves=inner.K, left_on_merged=on_merged)
+    return split
 
 
 def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
