@@ -434,7 +434,7 @@ def test_a_construction_run_costs_more_at_many_waves_and_maps_once_when_short(
         return real(problem, seed, keep_going, max_runs, anchored)
 
     monkeypatch.setattr(pipeline, "latency_aware_start", spy)
-    monkeypatch.setattr(pipeline, "MERGE_ABOVE", 60)  # construct on the 60 waves themselves
+    monkeypatch.setattr(pipeline, "MERGE_FROM", 61)  # construct on the 60 waves themselves
     stop = threading.Event()
     for waves in (12, 60):
         inv = generate_estate(200, 1, waves=waves).inventory
@@ -449,7 +449,7 @@ def test_a_construction_run_costs_more_at_many_waves_and_maps_once_when_short(
     assert seen == [(2, True), (0, False)]
 
 
-def test_past_merge_above_waves_the_start_is_planned_on_merged_waves_then_split() -> None:
+def test_from_merge_from_waves_the_start_is_planned_on_merged_waves_then_split() -> None:
     inv = generate_estate(300, 4, waves=20).inventory
     options = PlanOptions(time_limit=300, seed=0, workers=1, work_limit=3)
     result = plan(inv, options)

@@ -1,6 +1,6 @@
 """Many waves: plan on merged pairs of waves first, then split each merged wave in two.
 
-Why: past about 16 waves the repair stalls.  Every sub-model holds each budget row once
+Why: at 20 waves and more the repair stalls.  Every sub-model holds each budget row once
 per period, so steps cost more, and the start breaks more budgets: 1,000 generated apps
 at 24 waves ended with 25 budgets broken after 42 work units, 2,000 apps at 48 waves
 with 124 (bench/results/2026-12-06-many-waves.md).

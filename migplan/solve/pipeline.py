@@ -1,9 +1,9 @@
 """The planner, stage by stage: blocks -> precheck -> construction -> feasibility -> bound -> improvement.
 
 Estates of MULTILEVEL_BLOCKS blocks or more are constructed and repaired on clusters of
-blocks first (``coarsen``, ``feasibility.multilevel_repair``).  Past MERGE_ABOVE waves
-the start is constructed and repaired on merged pairs of waves (again while there are
-more than MERGE_ABOVE of those), then split back wave pair by wave pair (``merge``).
+blocks first (``coarsen``, ``feasibility.multilevel_repair``).  From MERGE_FROM waves on
+the start is constructed and repaired on merged pairs of waves (merged again while there
+are more than MERGE_ABOVE of those), then split back wave pair by wave pair (``merge``).
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
@@ -91,8 +91,13 @@ START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the 
 # work charged per block and construction run: 6 s for 2,675 blocks on the 2-core box, at
 # WORK_PER_SECOND that is about 0.001 per block
 START_WORK_PER_BLOCK = 0.001
-# past this many waves the planner plans on merged pairs of waves first (``merge``); 1,000
-# generated apps at 24 waves ended with 25 budgets broken after 42 work units without it
+# from this many waves on the planner plans on merged pairs of waves first (``merge``), and
+# merges those again while there are more than MERGE_ABOVE: generated estates of 1,000 apps
+# at 20 and 36 waves got a plan in 21 work units (none in 42 without), 1,500 apps at 60 waves
+# one at 0.72 x the cost; at 17-19 waves (500-800 apps) the direct start cost 5-42 % less
+# (and needed no overtime), and 36 waves merged once instead of twice cost 1.37 x
+# (bench/results/2026-12-06-merged-waves.md)
+MERGE_FROM = 20
 MERGE_ABOVE = 16
 MERGED_SHARE = 0.5  # of the work left: the repair on merged waves
 START_WAVES = 12  # the waves START_WORK_PER_BLOCK was measured at; a run costs more in proportion above
@@ -229,7 +234,7 @@ def plan(
     if small and options.work_limit is None:
         budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
-    start = _merged_start(run, problem, rng) if not small and problem.K > MERGE_ABOVE else None
+    start = _merged_start(run, problem, rng) if not small and problem.K >= MERGE_FROM else None
     if start is None and multilevel:
         level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
         start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
@@ -367,9 +372,9 @@ def _overtime_allowed(budget: Budget) -> bool:
 
 
 def _merged_start(run: _Run, problem: Problem, rng: np.random.Generator) -> IntArray | None:
-    """Stage 2 past MERGE_ABOVE waves: a plan on merged pairs of waves (constructed, or
-    itself merged again, then repaired with MERGED_SHARE of the work left), split into
-    ``problem``'s waves (``merge``).  None when the merged waves' blocks conflict.
+    """Stage 2 from MERGE_FROM waves on: a plan on merged pairs of waves (constructed, or
+    merged again past MERGE_ABOVE waves, then repaired with MERGED_SHARE of the work left),
+    split into ``problem``'s waves (``merge``).  None when the merged waves' blocks conflict.
 
     The merged plan need not be feasible: its violations stay where they were after the
     split, and the repair on ``problem`` goes on from there.
