@@ -89,6 +89,7 @@ def split(
     # a block's apps share one merged wave (both inventories contract the same way)
     merged = np.asarray(merged_plan, dtype=np.int64)[[m[0] for m in blocks.members]]
     current = _greedy(problem, merged)
+    score = violations(problem, current).score
     for j in range(1, merged_waves(problem.K) + 1):
         window = (2 * j - 1, min(2 * j, problem.K))
         if window[0] == window[1] or budget.exhausted():
@@ -96,8 +97,9 @@ def split(
         free = np.flatnonzero(merged == j)
         options = ModelOptions(soft=True, window=window)
         found = sub_solve(problem, current, free, options, budget, rng, SPLIT_WORK, workers)
-        if found is not None and violations(problem, found).score <= violations(problem, current).score:
-            current = found
+        found_score = violations(problem, found).score if found is not None else np.inf
+        if found is not None and found_score <= score:
+            current, score = found, found_score
     return current
 
 
@@ -106,7 +108,6 @@ def _greedy(problem: Problem, merged: IntArray) -> IntArray:
     called by) earlier merged waves most first, those tied to later ones last; the others
     in wave 2j.  Clipped to each block's range."""
     K, adj = problem.K, problem.adjacency
-    first = 2 * merged - 1
     waves = np.minimum(2 * merged, K)
     # qps to earlier merged waves minus qps to later ones: who wants to go first
     pull = np.zeros(problem.count)
@@ -123,7 +124,7 @@ def _greedy(problem: Problem, merged: IntArray) -> IntArray:
             fits = all(used[r] + int(problem.loads[r][b]) <= int(problem.caps[r][2 * j - 2]) for r in used)
             fits = fits and (problem.risk_cap is None or risk + int(problem.risk_load[b]) <= problem.risk_cap)
             if fits and problem.blocks.lo[b] <= 2 * j - 1:
-                waves[b] = first[b]
+                waves[b] = 2 * j - 1
                 for r in used:
                     used[r] += int(problem.loads[r][b])
                 risk += int(problem.risk_load[b])
