@@ -79,10 +79,11 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 from migplan import metrics
+from migplan.generate_options import option_problems
 from migplan.model import RESOURCES, App, Dependency, Inventory, Plan, Rule, Scenario
 
 SOURCE, TARGET = "hangzhou", "guizhou"
-MIN_APPS = 20
+
 READABLE_MAX_APPS = 150  # up to this size, ids read like a real estate (user-svc, mysql-user)
 ENTRY_QPS_PER_APP = 600.0  # 2,000 apps -> 1,200,000 QPS at frontends + gateways
 TEAM_SIZE = 25
@@ -208,15 +209,14 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, lo: float,
 def generate_estate(n_apps: int, seed: int, waves: int = 12, rtt_ms: float = 30.0) -> GeneratedEstate:
     """A NetEase-like estate of ``n_apps`` apps and a plan that is feasible for it.
 
-    Deterministic for a seed.  Raises ValueError for sizes the model cannot fill
-    (fewer than 20 apps or fewer than 3 apps per wave).
+    Deterministic for a seed.  Raises ValueError naming every option out of
+    ``option_problems``' limits (the files written must pass the inventory's own checks).
     """
-    if waves < 2:
-        raise ValueError("waves must be at least 2")
-    if n_apps < max(MIN_APPS, 3 * waves):
-        raise ValueError(f"need at least {max(MIN_APPS, 3 * waves)} apps for {waves} waves")
-    if not 0 <= rtt_ms < math.inf:
-        raise ValueError("rtt_ms must be a number ≥ 0")
+    problems = option_problems(n_apps, waves, rtt_ms)
+    if problems:
+        raise ValueError(
+            "; ".join(f"{name} = {value}: expected {expected}" for name, value, expected in problems)
+        )
     rng = np.random.default_rng(seed)
     draft = _Draft(readable=n_apps <= READABLE_MAX_APPS)
     _build_apps_and_calls(draft, n_apps, rng)

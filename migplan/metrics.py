@@ -44,6 +44,7 @@ import scipy.sparse.linalg as spla
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Plan
 
 REL_TOL = 1e-9  # relative tolerance of every "over the limit" comparison (see module doc)
+RISK_SCALE_SHARE = 0.01  # risk_weight 1 trades 1 % of (total qps x K) per unit of risk share
 DIVERGENCE_TOL = 1e-9  # a cycle with spectral radius >= 1 - this is treated as unbounded
 DENSE_EIG_MAX = 300  # SCCs up to this size get dense eigenvalues; larger ones ARPACK
 # latency coefficients (one per app and sync call it reaches) the planner may build: it needs
@@ -535,6 +536,20 @@ def risk_scores(inv: Inventory) -> FloatArray:
     The array is read-only (cached per inventory).
     """
     return _cached(inv, "_migplan_risk", _risk_scores)
+
+
+def objective(inv: Inventory, waves: IntArray, risk_weight: float) -> float:
+    """The planner's objective (README "Objective"): chatty cost + risk_weight x RISK_SCALE_SHARE x total
+    qps x K x (wave 1's risk share + the largest wave's), the risk part 0 without any risk.
+
+    Here, not in the solver, so that ``evaluate`` reports the figure plan.json does.
+    """
+    cost = chatty_cost(inv, waves)
+    share = wave_risk_share(inv, waves)
+    if risk_weight <= 0 or not share.any():
+        return cost
+    scale = risk_weight * RISK_SCALE_SHARE * float(inv.edge_qps.sum()) * inv.K
+    return cost + scale * float(share[0] + share.max())
 
 
 def wave_risk_share(inv: Inventory, waves: IntArray) -> FloatArray:

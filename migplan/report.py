@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from migplan import __version__, analysis
+from migplan import __version__, analysis, metrics
 from migplan.metrics import Evaluation
 from migplan.model import Finding, Inventory, Plan, Scenario
 
@@ -45,7 +45,7 @@ def plan_report(
             "inventory": {"apps": inv.n, "dependencies": inv.m, "dependency_qps": float(inv.edge_qps.sum())},
             "scenario": scenario_dict(inv.scenario),
             "solver": dict(solver) if solver is not None else None,
-            "objective": (solver or {}).get("objective"),
+            "objective": metrics.objective(inv, plan.array, _risk_weight(inv, solver)),
             "chatty_cost": evaluation.chatty_cost,
             "violation_counts": dict(evaluation.violation_counts),
             "violations": sum(evaluation.violation_counts.values()),
@@ -222,3 +222,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _risk_weight(inv: Inventory, solver: Mapping[str, object] | None) -> float:
+    """The planner's --risk-weight when it planned, else the scenario's (evaluate's overrides included)."""
+    weight = (solver or {}).get("risk_weight")
+    return float(weight) if isinstance(weight, int | float) else inv.scenario.risk_weight

@@ -46,6 +46,22 @@ def test_feasible_plan_is_written_with_exit_0(
     assert rows[0].startswith("app_id,wave") and len(rows) == 5
 
 
+def test_evaluate_reports_the_objective_plan_json_does(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    """The risk term included (risk_weight 1 by default); evaluate's --risk-weight 0 drops it."""
+    folder = write_inventory(APPS, DEPS, "waves = 2\n[wave_capacity]\napps = 2\n")
+    out = tmp_path / "plan"
+    assert migplan_cli("plan", folder, "--out", out, "--time-limit", "20").returncode == 0
+    planned = json.loads((out / "plan.json").read_text())
+    assert planned["objective"] == planned["solver"]["objective"] > planned["chatty_cost"]
+    result = migplan_cli("evaluate", folder, "--plan", out / "waves.csv", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["objective"] == planned["objective"]
+    result = migplan_cli("evaluate", folder, "--plan", out / "waves.csv", "--json", "--risk-weight", "0")
+    assert json.loads(result.stdout)["objective"] == planned["chatty_cost"]
+
+
 def test_overrides_reach_the_planner(
     write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
 ) -> None:
@@ -164,3 +180,87 @@ def test_no_plan_in_the_limits_names_the_limit_and_writes_nothing(
     assert "units used" in result.stderr and "raise --time-limit" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--waves", "1000000"],
+            "--waves is too large (got '1000000', expected an integer ≥ 1, at most 1000",
+        ),
+        (["--waves", "10000000000"], "--waves is too large (got '10000000000'"),
+        (
+            ["--risk-weight", "1e15"],
+            "--risk-weight is too large (got '1e+15', expected a number ≥ 0, at most 1000)",
+        ),
+        (["--rtt-ms", "-1"], "--rtt-ms is too small (got '-1'"),
+    ],
+)
+def test_out_of_range_overrides_are_option_errors(
+    args: list[str], message: str, migplan_cli: RunMigplan, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """Regression (fuzz bigK, rw, cli): huge values crashed the planner; small ones were blamed
+    on the inventory ("1 error(s) in the inventory")."""
+    out = tmp_path / "plan"
+    result = migplan_cli("plan", tiny_dir, "--out", out, "--time-limit", "5", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert result.stderr.splitlines()[-1] == "error: 1 error(s) in the command-line options; nothing was done"
+    assert not out.exists()
+
+
+def test_option_and_inventory_errors_are_reported_together(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
+) -> None:
+    folder = write_inventory("app_id,qps\na,-1\n")
+    result = migplan_cli("plan", folder, "--out", tmp_path / "p", "--waves", "0", "--risk-weight", "2000")
+    assert result.returncode == 2
+    assert "apps.csv:2:qps" in result.stderr and "--waves is too small" in result.stderr
+    assert "--risk-weight is too large" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: 1 error(s) in the inventory {folder} and 2 in the command-line options; nothing was done"
+    )
+
+
+@pytest.mark.parametrize("make", ["file", "under-file", "empty", "dev-null"])
+def test_a_bad_out_path_exits_2_before_planning(
+    make: str, migplan_cli: RunMigplan, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """Regression (fuzz out): an existing file, /dev/null or a path under a file as --out was
+    found only after the solve, and --out "" wrote into the current folder."""
+    (tmp_path / "taken").write_text("x")
+    raw = {
+        "file": tmp_path / "taken",
+        "under-file": tmp_path / "taken" / "sub",
+        "empty": "",
+        "dev-null": "/dev/null",
+    }
+    started = time.monotonic()
+    result = migplan_cli("plan", tiny_dir, "--out", raw[make], "--time-limit", "30")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--out: error: --out " in result.stderr
+    assert result.stderr.splitlines()[-1] == "error: 1 error(s) in the command-line options; nothing was done"
+    assert time.monotonic() - started < 25  # nothing was solved (the time limit is 30 s)
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_evaluate_refuses_huge_waves(migplan_cli: RunMigplan, tiny_dir: Path) -> None:
+    """Regression (fuzz bigK): evaluate --waves 10000000000 crashed allocating an array per period."""
+    result = migplan_cli(
+        "evaluate", tiny_dir, "--plan", tiny_dir / "plan" / "waves.csv", "--waves", "10000000000"
+    )
+    assert result.returncode == 2 and "--waves is too large" in result.stderr
+
+
+def test_validate_with_waves_override_names_the_pin_row(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan
+) -> None:
+    """Regression (fuzz pin5_override): `validate --waves 3` gave `apps.csv:pinned_wave:` with no row."""
+    folder = write_inventory("app_id,qps,pinned_wave\na,1,\nb,1,5\n", "caller,callee,qps\n", "waves = 5\n")
+    result = migplan_cli("validate", folder, "--waves", "3")
+    assert result.returncode == 2
+    assert (
+        "apps.csv:3:pinned_wave: error: b: pinned_wave 5 is outside waves 1..3 (K from --waves)"
+        in result.stdout
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from migplan.model import App, Dependency, Inventory, Rule, Scenario
 from migplan.solve.blocks import block_graph, build_blocks
-from migplan.solve.construct import construct, kway_then_order, map_onto_path
+from migplan.solve.construct import construct, kway_then_order, map_onto_path, weight_dimension
 from migplan.solve.split import (
     WaveLimits,
     block_cost,
@@ -380,6 +381,29 @@ def test_a_failed_fork_falls_back_to_the_metis_mapping(monkeypatch: pytest.Monke
     waves = run(inv, 1)
     assert waves.shape == (n,) and ((waves >= 1) & (waves <= K)).all()
     assert np.bincount(waves - 1, minlength=K).max() <= 12
+
+
+def test_a_limit_no_app_loads_is_not_the_weight_mt_kahypar_gets() -> None:
+    """Every app's risk 0 under max_risk: as the "tightest" limit, its all-zero weights and
+    maxima sent Mt-KaHyPar into an endless loop (the planner ignored its time limit)."""
+    n, K = 20, 4
+    scenario = Scenario(waves=K, capacity_apps=8.0, max_risk=0.4)
+    inv = make_inventory(n, layered(n, 2), scenario, {i: {"risk": 0.0} for i in range(n)})
+    load, cap = weight_dimension(WaveLimits.of(inv, build_blocks(inv)))
+    assert load.sum() == n and cap.sum() == K * 8  # the apps limit
+    waves = run(inv)
+    assert ((waves >= 1) & (waves <= K)).all() and np.bincount(waves - 1).max() <= 8
+
+
+def test_a_child_that_never_ends_is_killed_once_alive_says_no() -> None:
+    from migplan.solve import construct as module
+
+    started = time.monotonic()
+    hung = module._isolated(lambda a: time.sleep(600), None, lambda: time.monotonic() < started + 0.5)
+    assert hung is None
+    assert time.monotonic() - started < 60  # not the child's 600 s
+    done = module._isolated(lambda a: np.asarray(a), [1, 2], lambda: True)
+    assert done is not None and done.tolist() == [1, 2]
 
 
 def test_an_unanchored_construction_maps_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,6 +117,22 @@ def test_max_risk_spreads_risk() -> None:
     assert optimum(_inv(apps, CHAIN, waves=2, max_risk=0.5))[0] == 5
 
 
+def test_max_risk_met_exactly_is_feasible() -> None:
+    """Shares of 1/3 against max_risk = 1/3 (and everything in one wave at max_risk 1) meet
+    the rule by metrics; the model rounded shares up to 1e-5 and called both infeasible."""
+    apps = [App(x, 1.0, risk=1.0) for x in "abc"]
+    deps = [Dependency("a", "b", 1), Dependency("b", "c", 1)]
+    cost, waves = optimum(_inv(apps, deps, waves=3, max_risk=1 / 3))
+    assert cost == 2 and waves is not None and sorted(waves) == [1, 2, 3]
+    assert (
+        optimum(
+            _inv([App(x, 1.0, risk=0.1 * (i + 1)) for i, x in enumerate("abc")], deps, waves=1, max_risk=1.0)
+        )[0]
+        == 0
+    )
+    assert optimum(_inv(apps, deps, waves=3, max_risk=0.33))[0] is None  # 1/3 is over 0.33
+
+
 def test_latency_budget_forbids_splitting_a_call_that_costs_one_rtt() -> None:
     assert optimum(_inv(_chain(), CHAIN, waves=2, capacity_apps=3.0))[0] == 1
     tight = _chain(c={"latency_budget_ms": 20.0})  # c -> d split adds 30 ms to c

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from migplan import analysis, baselines, metrics
 from migplan.cli import main
 from migplan.generate import generate_estate
+from migplan.generate_options import MAX_RTT_MS, option_problems
 from migplan.io.inventory import load_inventory
 from migplan.io.planfiles import read_waves_csv
-from migplan.io.scenario import parse_scenario
+from migplan.io.scenario import MAX_WAVES, parse_scenario
 from migplan.io.writer import PLANTED_FILE, cell, plan_writer, scenario_toml, write_inventory
 from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
 
@@ -309,3 +310,39 @@ def test_demo_dataset_shows_every_feature() -> None:
     assert not inv.edge_sync.all()
     assert inv.scenario.rules
     assert isinstance(inv.scenario.capacity_apps, tuple)
+
+
+def test_every_bad_generator_option_is_named_at_once() -> None:
+    """Regression (fuzz gen): --rtt-ms 1e300 wrote an inventory its own validator rejected."""
+    assert option_problems(40, 12, 30.0) == []
+    assert option_problems(20, 0, float("nan")) == [
+        ("waves", "0", f"an integer from 2 to {MAX_WAVES}"),
+        ("rtt_ms", "nan", "a number from 0 to 1,000,000 (ms)"),
+    ]
+    assert option_problems(35, 12, 1e300) == [
+        ("apps", "35", "at least max(20, 3 x waves) = 36 and at most 200,000"),
+        ("rtt_ms", "1e+300", "a number from 0 to 1,000,000 (ms)"),
+    ]
+    with pytest.raises(ValueError, match="rtt_ms = 1e\\+300"):
+        generate_estate(40, 0, 12, 1e300)
+
+
+def test_the_largest_rtt_still_gives_an_inventory_that_loads(tmp_path: Path) -> None:
+    """At MAX_RTT_MS the budgets (many round trips deep) stay inside the loader's 1e15 limit."""
+    write_inventory(tmp_path, generate_estate(40, 0, 12, MAX_RTT_MS).inventory)
+    assert load_inventory(tmp_path).ok
+
+
+def test_generate_help_and_errors_state_the_real_app_rule(tmp_path: Path) -> None:
+    """The help said "at least 20 apps" while 12 waves need 36."""
+    help_text = " ".join(CliRunner().invoke(main, ["generate", "--help"]).output.split())
+    assert "at least max(20, 3 x waves)" in help_text
+    result = CliRunner().invoke(
+        main, ["generate", "--apps", "20", "--rtt-ms", "1e300", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: 2 bad option(s): --apps 20: expected at least max(20, 3 x waves) = 36 and at most 200,000; "
+        "--rtt-ms 1e+300: expected a number from 0 to 1,000,000 (ms); nothing was written"
+    )
+    assert not (tmp_path / "o").exists()

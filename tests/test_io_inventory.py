@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ from conftest import WriteInventory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migplan.io.inventory import apply_overrides, load_inventory
+from migplan.io import table
+from migplan.io.inventory import apply_overrides, load_inventory, option_findings
+from migplan.io.scenario import MAX_RISK_WEIGHT, MAX_WAVES
 from migplan.model import App, Dependency, Finding, Inventory, Rule, Scenario
 
 TINY_DEPS = "caller,callee,qps\nweb,api,10\n"
@@ -125,12 +129,31 @@ def test_duplicate_dependencies_are_merged_with_a_warning(write_inventory: Write
     result = load_inventory(write_inventory(TWO_APPS, deps))
     assert result.inventory is not None
     merged = result.inventory.dependencies[0]
-    # qps 30 + 10, calls 1 + 0.5, sync if any, kb (30·2 + 10·10) / 40 = 4
-    assert merged == Dependency("web", "api", 40.0, 1.5, True, 4.0)
+    # qps 30 + 10, sync if any, calls of the sync row only (0.5: async calls add no latency),
+    # kb (30·2 + 10·10) / 40 = 4
+    assert merged == Dependency("web", "api", 40.0, 0.5, True, 4.0)
     assert result.inventory.m == 2
     warning = only(result.findings, "duplicate-dependency")
     assert warning.severity == "warning" and "rows 2 and 4" in warning.message
     assert warning.apps == ("web", "api")
+
+
+def test_merge_sums_calls_over_all_rows_when_none_is_sync(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz case dep_dup_async_merge): calls_per_request of async rows made a sync pair slower."""
+    deps = """\
+        caller,callee,qps,calls_per_request,sync
+        web,api,5,2,false
+        web,api,5,3,false
+        api,web,1,1,true
+        api,web,1,4,false
+        api,web,1,0.5,true
+        """
+    inv = load_inventory(write_inventory(TWO_APPS, deps)).inventory
+    assert inv is not None
+    assert inv.dependencies == (
+        Dependency("web", "api", 10.0, 5.0, False, 4.0),  # all async: every row counts
+        Dependency("api", "web", 3.0, 1.5, True, 4.0),  # sync rows only: 1 + 0.5
+    )
 
 
 def test_merge_of_zero_qps_rows_takes_the_plain_mean(write_inventory: WriteInventory) -> None:
@@ -419,3 +442,144 @@ def test_merging_keeps_every_call(write_inventory: WriteInventory, rows: list[tu
     assert sorted(pairs) == sorted({(a, b) for a, b, _ in rows})
     for d in inv.dependencies:
         assert d.qps == sum(q for a, b, q in rows if (a, b) == (d.caller, d.callee))
+
+
+# ---------------------------------------------------------------- fuzzing regressions
+
+
+@pytest.mark.parametrize("waves", ["10000000000", "9223372036854775807", str(MAX_WAVES + 1)])
+def test_scenario_waves_above_the_limit_are_refused(write_inventory: WriteInventory, waves: str) -> None:
+    """Regression (fuzz toml_waves_huge, toml_waves_int64): validated, then crashed the planner."""
+    result = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, f"rtt_ms = 30\nwaves = {waves}\n"))
+    bad = only(result.errors, "bad-value")
+    assert (bad.file, bad.row, bad.column, bad.value) == ("scenario.toml", 2, "waves", waves)
+    assert bad.expected is not None and f"at most {MAX_WAVES}" in bad.expected
+
+
+def test_scenario_waves_at_the_limit_are_accepted(write_inventory: WriteInventory) -> None:
+    inv = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, f"waves = {MAX_WAVES}\n")).inventory
+    assert inv is not None and inv.K == MAX_WAVES == 1000
+
+
+@pytest.mark.parametrize(("weight", "ok"), [("1e15", False), ("1000.5", False), ("1000", True), ("0", True)])
+def test_scenario_risk_weight_is_capped(write_inventory: WriteInventory, weight: str, ok: bool) -> None:
+    """Regression (fuzz toml_risk_weight_huge): 1e15 overflowed the solver's objective."""
+    result = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, f"risk_weight = {weight}\n"))
+    assert result.ok is ok
+    if not ok:
+        bad = only(result.errors, "bad-value")
+        assert (bad.column, bad.value) == ("risk_weight", str(float(weight)))
+        assert bad.expected == f"a number ≥ 0, at most {MAX_RISK_WEIGHT:g}" == "a number ≥ 0, at most 1000"
+
+
+def test_bad_overrides_name_the_option_value_and_limit(tiny_inventory: Inventory) -> None:
+    """Regression (fuzz bigK, rw): --waves 1000000 and --risk-weight 1e15 crashed the planner."""
+    scenario, findings = apply_overrides(
+        tiny_inventory, waves=1_000_000, rtt_ms=float("nan"), risk_weight=1e15
+    )
+    assert scenario is None
+    assert [(f.code, f.file, f.message, f.value) for f in findings] == [
+        ("bad-option", "--waves", "--waves is too large", "1000000"),
+        ("bad-option", "--rtt-ms", "--rtt-ms is not a number", "nan"),
+        ("bad-option", "--risk-weight", "--risk-weight is too large", "1e+15"),
+    ]
+    assert findings[0].expected is not None and "at most 1000" in findings[0].expected
+    assert findings[2].expected == "a number ≥ 0, at most 1000"
+    assert option_findings(waves=MAX_WAVES, rtt_ms=0.0, risk_weight=MAX_RISK_WEIGHT) == []
+
+
+def test_pin_outside_the_override_k_names_its_row(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz pin5_override): with --waves the error lost its row; without, it had one."""
+    apps = "app_id,qps,pinned_wave\nweb,1,\napi,1,5\n"
+    result = load_inventory(write_inventory(apps, TINY_DEPS, "waves = 5\n"))
+    assert result.inventory is not None and result.rows == (2, 3)
+    scenario, findings = apply_overrides(result.inventory, waves=3, rows=result.rows)
+    bad = only(findings, "wave-out-of-range")
+    assert scenario is None and bad.location() == "apps.csv:3:pinned_wave"
+    assert "--waves" in bad.message
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("qps", "1_000"), ("instances", "1_0"), ("pinned_wave", "1_0")]
+)
+def test_underscores_in_numbers_are_refused(write_inventory: WriteInventory, column: str, value: str) -> None:
+    """Regression (fuzz num_qps_underscore, int_instances_underscore): Python read 1_0 as 10."""
+    apps = f"app_id,qps,{column}\nweb,1,{value}\n" if column != "qps" else f"app_id,qps\nweb,{value}\n"
+    result = load_inventory(write_inventory(apps))
+    bad = only(result.errors, "bad-value")
+    assert (bad.row, bad.column, bad.value) == (2, column, value)
+    assert bad.message in (f"{column} is not a number", f"{column} is not an integer")
+    assert bad.expected is not None
+
+
+@pytest.mark.parametrize(
+    "content", ['waves = "f\u00fcnf"\n'.encode("latin-1"), "waves = 3\n".encode("utf-16")]
+)
+def test_a_non_utf8_scenario_gets_a_toml_hint(write_inventory: WriteInventory, content: bytes) -> None:
+    """Regression (fuzz toml_latin1, toml_utf16): the hint said "save the file as 'CSV UTF-8'"."""
+    bad = only(load_inventory(write_inventory(TWO_APPS, TINY_DEPS, content)).errors, "not-utf8")
+    assert bad.file == "scenario.toml" and "save scenario.toml as UTF-8" in bad.message
+    assert "CSV" not in bad.message
+    csv_bad = only(
+        load_inventory(write_inventory("app_id,qps\nw\u00e9b,1\n".encode("latin-1"), name="csv")).errors,
+        "not-utf8",
+    )
+    assert "'CSV UTF-8'" in csv_bad.message
+
+
+def test_a_fifo_is_refused_without_blocking(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz fs_apps_fifo): reading a named pipe blocked forever."""
+    folder = write_inventory(None)
+    os.mkfifo(folder / "apps.csv")
+    bad = only(load_inventory(folder).errors, "not-a-file")
+    assert bad.file == "apps.csv" and "named pipe" in bad.message and bad.expected == "a regular file"
+
+
+def test_a_link_to_a_device_is_refused(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz fs_apps_devzero): a link to /dev/zero grew memory without limit."""
+    folder = write_inventory(None)
+    (folder / "apps.csv").symlink_to("/dev/zero")
+    bad = only(load_inventory(folder).errors, "not-a-file")
+    assert "a device" in bad.message and "/dev/zero" in bad.message
+
+
+def test_a_link_to_a_regular_file_is_read(write_inventory: WriteInventory, tmp_path: Path) -> None:
+    folder = write_inventory(None)
+    (tmp_path / "real.csv").write_text(TWO_APPS)
+    (folder / "apps.csv").symlink_to(tmp_path / "real.csv")
+    inv = load_inventory(folder).inventory
+    assert inv is not None and inv.ids == ("web", "api")
+
+
+def test_files_above_the_size_limit_are_refused(
+    write_inventory: WriteInventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert table.MAX_FILE_BYTES == 2**30
+    monkeypatch.setattr(table, "MAX_FILE_BYTES", len(TWO_APPS) - 1)
+    bad = only(load_inventory(write_inventory(TWO_APPS)).errors, "file-too-large")
+    assert (bad.file, bad.value) == ("apps.csv", f"{len(TWO_APPS)} bytes")
+    assert "1 GiB" in bad.message
+
+
+def test_ids_differing_only_in_unicode_normalisation_say_so(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz id_nfc_nfd): "did you mean 'café'?" printed the same text as the bad id."""
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    result = load_inventory(
+        write_inventory(f"app_id,qps\n{nfc},1\napi,1\n", f"caller,callee,qps\n{nfd},api,1\n")
+    )
+    bad = only(result.errors, "unknown-app")
+    assert bad.value == nfd and "Unicode normalisation" in bad.message and "did you mean" not in bad.message
+
+
+def test_a_known_column_twice_is_one_error_not_one_per_row(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz dup_header_known): every row also got "qps is not a number"."""
+    apps = "app_id,name,qps,kind,QPS\nweb,Web,edge,frontend,5\napi,API,core,service,6\n"
+    result = load_inventory(write_inventory(apps))
+    assert [(f.code, f.row, f.column) for f in result.errors] == [("duplicate-column", 1, "qps")]
+    assert "neither is read" in result.errors[0].message
+
+
+def test_an_unclosed_quote_is_not_also_reported_as_no_rows(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz unclosed_quote, huge_field): a false "header but no rows" came with it."""
+    result = load_inventory(write_inventory('app_id,name,qps\nweb,"Web,1\napi,API,2\n'))
+    assert codes(result.errors) == ["bad-csv"]

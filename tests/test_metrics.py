@@ -155,6 +155,18 @@ def test_zero_total_risk_gives_zero_shares() -> None:
     np.testing.assert_array_equal(metrics.evaluate(inv, plan(1, 2, K=2)).wave_risk_share, [0.0, 0.0])
 
 
+def test_objective_is_the_chatty_cost_plus_the_weighted_risk_term() -> None:
+    """a -> b at 100 qps split once; risk 1 and 3 in waves 1 and 2: shares 0.25 and 0.75, so
+    the term is weight x 1 % x 100 qps x 2 waves x (0.25 + 0.75) = 2 x weight."""
+    inv = estate("ab", [Dependency("a", "b", 100.0)], {"a": {"risk": 1.0}, "b": {"risk": 3.0}}, waves=2)
+    waves = plan(1, 2, K=2).array
+    assert metrics.objective(inv, waves, 1.0) == pytest.approx(102.0)
+    assert metrics.objective(inv, waves, 2.5) == pytest.approx(105.0)
+    assert metrics.objective(inv, waves, 0.0) == 100.0
+    riskless = estate("ab", [Dependency("a", "b", 100.0)], {"a": {"risk": 0.0}, "b": {"risk": 0.0}}, waves=2)
+    assert metrics.objective(riskless, waves, 1.0) == 100.0
+
+
 def test_wave_loads() -> None:
     apps: dict[str, dict[str, object]] = {
         "a": {"instances": 3, "data_gb": 10.0},

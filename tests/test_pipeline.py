@@ -95,10 +95,10 @@ def test_a_plan_reaching_a_model_bound_is_optimal_only_if_it_is_a_plan_of_the_mo
 
 
 def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 30 apps, 8 waves (25 blocks): two interleaved workers end without a proof in 7 units,
-    # the one-worker full-LP phase hinted with their plan proves it
-    estate = generate_estate(30, 6, waves=8).inventory
-    options = PlanOptions(time_limit=60, work_limit=7.0)
+    # 40 apps, 8 waves: two interleaved workers end without a proof in 8 units, the
+    # one-worker full-LP phase hinted with their plan proves it
+    estate = generate_estate(40, 5, waves=8).inventory
+    options = PlanOptions(time_limit=60, work_limit=8.0)
     proved = plan(estate, options)
     assert proved.status == "optimal"
     phases = proved.stages[-1]["phases"]
@@ -429,9 +429,16 @@ def test_a_construction_run_costs_more_at_many_waves_and_maps_once_when_short(
     seen: list[tuple[int, bool]] = []
     real = pipeline.latency_aware_start
 
-    def spy(problem: Problem, seed: int, keep_going: Any, max_runs: int = 3, anchored: bool = True) -> Any:
+    def spy(
+        problem: Problem,
+        seed: int,
+        keep_going: Any,
+        max_runs: int = 3,
+        anchored: bool = True,
+        alive: Any = None,
+    ) -> Any:
         seen.append((max_runs, anchored))
-        return real(problem, seed, keep_going, max_runs, anchored)
+        return real(problem, seed, keep_going, max_runs, anchored, alive)
 
     monkeypatch.setattr(pipeline, "latency_aware_start", spy)
     monkeypatch.setattr(pipeline, "MERGE_FROM", 61)  # construct on the 60 waves themselves

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from migplan.io import planfiles
-from migplan.io.planfiles import read_waves_csv, write_files_atomically, write_plan_folder
+from migplan.io.planfiles import out_dir_findings, read_waves_csv, write_files_atomically, write_plan_folder
 from migplan.model import Finding, Inventory, Plan
 from migplan.report import to_jsonable
 
@@ -132,3 +134,80 @@ def test_unusable_plan_files(
 def test_plan_path_that_is_a_folder(tmp_path: Path, tiny_inventory: Inventory) -> None:
     plan, findings = read_waves_csv(tmp_path, tiny_inventory)
     assert plan is None and findings[0].code == "not-a-file"
+
+
+def test_a_blank_name_is_written_as_the_app_id(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    """SPEC §2: name defaults to app_id (fuzz name_empty: the waves.csv name cell was empty)."""
+    apps = tuple(replace(a, name="") if a.app_id == "web" else a for a in tiny_inventory.apps)
+    write_plan_folder(tmp_path / "plan", replace(tiny_inventory, apps=apps), TINY_PLAN, {})
+    rows = list(csv.DictReader((tmp_path / "plan" / "waves.csv").read_text(encoding="utf-8").splitlines()))
+    names = {r["app_id"]: r["name"] for r in rows}
+    assert names["web"] == "web" and names["api"] == "API gateway"
+
+
+def test_a_wave_far_past_k_is_one_clear_error(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    text = "app_id,wave\nmysql,1\nredis,1\nuser,2\norder,2\napi,2\nweb,10000000000\n"
+    plan, findings = _read(tmp_path, tiny_inventory, text)
+    assert plan is None
+    assert [(f.code, f.row, f.value, f.expected) for f in findings] == [
+        ("wave-out-of-range", 7, "10000000000", "1..3")
+    ]
+
+
+def test_underscored_waves_are_refused(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    text = "app_id,wave\nmysql,1\nredis,1\nuser,2\norder,2\napi,2\nweb,0_3\n"
+    plan, findings = _read(tmp_path, tiny_inventory, text)
+    assert plan is None and [(f.row, f.column, f.value) for f in findings] == [(7, "wave", "0_3")]
+
+
+def test_staging_happens_inside_the_plan_folder(tmp_path: Path, tiny_inventory: Inventory) -> None:
+    """A writable plan folder is enough: its parent may be read-only (staging used to go there)."""
+    out = tmp_path / "plan"
+    seen: list[Path] = []
+
+    def write(path: Path) -> None:
+        seen.append(path)
+        path.write_text("a")
+
+    write_files_atomically(out, {"a.txt": write})
+    assert seen[0].parent.parent == out and seen[0].parent.name.startswith(".migplan-")
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("make", "raw", "reason"),
+    [
+        (None, "", "is empty"),
+        ("file", "taken", "is an existing file, not a folder"),
+        (None, "/dev/null", "is a special file"),
+        ("file", "taken/sub/plan", "which is a file, not a folder"),
+        ("link", "dangling", "symbolic link to a missing target"),
+    ],
+)
+def test_unwritable_out_paths_are_found_before_solving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: str | None, raw: str, reason: str
+) -> None:
+    """Regression (fuzz out): --out was checked only after the solve."""
+    monkeypatch.chdir(tmp_path)
+    if make == "file":
+        (tmp_path / "taken").write_text("x")
+    elif make == "link":
+        (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    [bad] = out_dir_findings(raw)
+    assert (bad.code, bad.file, bad.value) == ("bad-option", "--out", raw)
+    assert reason in bad.message and bad.expected is not None
+
+
+def test_out_path_in_an_unwritable_place(tmp_path: Path) -> None:
+    [bad] = out_dir_findings("/proc/migplan-plan")  # even root cannot create folders in /proc
+    assert "cannot be written" in bad.message and "/proc" in bad.message
+
+
+@pytest.mark.parametrize("raw", [".", "new", "new/deeper/plan", "existing"])
+def test_writable_out_paths_pass_and_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    assert out_dir_findings(raw) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # the probe folder is gone

@@ -15,7 +15,8 @@ from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
-from migplan.io.inventory import apply_overrides, load_inventory
+from migplan.io.inventory import OPTION_ERROR, apply_overrides, load_inventory, option_findings
+from migplan.io.scenario import MAX_RISK_WEIGHT, MAX_WAVES
 from migplan.model import Finding, Inventory
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT = 0, 1, 2
@@ -74,17 +75,23 @@ def load_checked(
     waves: int | None = None,
     rtt_ms: float | None = None,
     risk_weight: float | None = None,
+    extra: Sequence[Finding] = (),
 ) -> tuple[Inventory | None, tuple[Finding, ...]]:
-    """Load an inventory and apply command-line overrides; None if any error (all are returned)."""
+    """Load an inventory and apply command-line overrides; None if any error (all are returned).
+
+    Bad option values (and ``extra``: problems with other options, such as --out) are
+    reported together with the inventory's errors, so one run shows everything to fix.
+    """
+    options = (*extra, *option_findings(waves, rtt_ms, risk_weight))
     result = load_inventory(folder)
-    if result.inventory is None:
-        return None, result.findings
+    if result.inventory is None or any(f.severity == "error" for f in options):
+        return None, (*options, *result.findings)
     scenario, problems = apply_overrides(
-        result.inventory, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
+        result.inventory, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight, rows=result.rows
     )
     if scenario is None:
-        return None, problems + result.findings
-    return result.inventory.with_scenario(scenario), result.findings + problems
+        return None, (*extra, *problems, *result.findings)
+    return result.inventory.with_scenario(scenario), (*extra, *result.findings, *problems)
 
 
 def load_or_exit(
@@ -104,16 +111,26 @@ def load_or_exit_with_findings(
     waves: int | None = None,
     rtt_ms: float | None = None,
     risk_weight: float | None = None,
+    extra: Sequence[Finding] = (),
     show: Sequence[str] = ("error", "warning"),
 ) -> tuple[Inventory, tuple[Finding, ...]]:
     """Like ``load_or_exit`` but also returns the findings (for plan.json); prints those in ``show``."""
-    inv, findings = load_checked(folder, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight)
+    inv, findings = load_checked(folder, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight, extra=extra)
     print_findings([f for f in findings if f.severity in show])
     if inv is None:
-        fail(
-            EXIT_BAD_INPUT, f"{count(findings, 'error')} error(s) in the inventory {folder}; nothing was done"
-        )
+        fail(EXIT_BAD_INPUT, f"{where_errors_are(folder, findings)}; nothing was done")
     return inv, findings
+
+
+def where_errors_are(folder: Path, findings: Iterable[Finding]) -> str:
+    """``3 error(s) in the inventory X and 1 in the command-line options``: which of the two to fix."""
+    errors = [f for f in findings if f.severity == "error"]
+    in_options = sum(f.code == OPTION_ERROR for f in errors)
+    in_inventory = len(errors) - in_options
+    parts = [f"{in_inventory} error(s) in the inventory {folder}"] if in_inventory else []
+    if in_options:
+        parts.append(f"{in_options} {'' if parts else 'error(s) '}in the command-line options")
+    return " and ".join(parts) or f"the inventory {folder} cannot be used"
 
 
 @contextmanager
@@ -129,7 +146,10 @@ def file_errors_exit(action: str) -> Iterator[None]:
 def scenario_options(func: F) -> F:
     """--waves / --rtt-ms / --risk-weight, shared by every command that reads an inventory."""
     func = click.option(
-        "--risk-weight", type=float, default=None, help="Weight of the risk term (0: chatty cost only)."
+        "--risk-weight",
+        type=float,
+        default=None,
+        help=f"Weight of the risk term, 0 to {MAX_RISK_WEIGHT:g} (0: chatty cost only).",
     )(func)
     func = click.option(
         "--rtt-ms",
@@ -138,7 +158,10 @@ def scenario_options(func: F) -> F:
         help="Extra cross-site round-trip time (overrides scenario.toml).",
     )(func)
     func = click.option(
-        "--waves", type=int, default=None, help="Number of waves K (overrides scenario.toml)."
+        "--waves",
+        type=int,
+        default=None,
+        help=f"Number of waves K, 1 to {MAX_WAVES} (overrides scenario.toml).",
     )(func)
     return func
 

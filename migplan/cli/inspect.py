@@ -24,6 +24,7 @@ from migplan.cli.common import (
     print_findings,
     print_table,
     scenario_options,
+    where_errors_are,
 )
 
 
@@ -63,7 +64,7 @@ def validate(
             )
         else:
             click.echo(
-                f"{inventory_dir}: {errors} error(s), {warnings} warning(s): the inventory cannot be used"
+                f"{where_errors_are(inventory_dir, found)}, {warnings} warning(s): nothing can be planned"
             )
     raise SystemExit(EXIT_BAD_INPUT if errors else EXIT_OK)
 

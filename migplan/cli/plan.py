@@ -31,7 +31,7 @@ from migplan.cli.common import (
     print_findings,
     scenario_options,
 )
-from migplan.io.planfiles import write_plan_folder
+from migplan.io.planfiles import out_dir_findings, write_plan_folder
 from migplan.model import Inventory
 from migplan.report import plan_report
 
@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 @main.command(name="plan")
 @inventory_argument
 @click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Plan folder to write."
+    "--out",
+    "out_text",
+    type=str,
+    required=True,
+    help="Plan folder to write: an existing folder, or a new one (created).",
 )
 @scenario_options
 @click.option(
@@ -62,7 +66,7 @@ if TYPE_CHECKING:
 )
 def plan_command(
     inventory_dir: Path,
-    out_dir: Path,
+    out_text: str,
     waves: int | None,
     rtt_ms: float | None,
     risk_weight: float | None,
@@ -72,8 +76,13 @@ def plan_command(
     work_limit: float | None,
 ) -> None:
     """Plan the migration waves of INVENTORY_DIR and write waves.csv and plan.json to OUT."""
+    out_dir = Path(out_text)
     inv, load_findings = load_or_exit_with_findings(
-        inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
+        inventory_dir,
+        waves=waves,
+        rtt_ms=rtt_ms,
+        risk_weight=risk_weight,
+        extra=out_dir_findings(out_text),  # before solving: a bad --out must not cost the solve
     )
     # imported here: ortools costs about a second, which other subcommands should not pay
     from migplan.solve.pipeline import PlanOptions

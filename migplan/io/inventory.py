@@ -5,29 +5,41 @@ here: unique ids, known callers and callees, self-calls, duplicate dependencies,
 and windows against K, and pins that contradict each other inside a group.
 
 Duplicate caller → callee rows are merged with a warning, because CMDB and flow exports
-often list one pair once per endpoint or port: qps and calls_per_request are summed (both
-count calls), the pair is sync if any row is, kb_per_call is the qps-weighted mean (the plain
-mean when all qps are 0).  Nothing the user gave is dropped silently: blank rows are
+often list one pair once per endpoint or port: qps is summed (it counts calls), the pair is
+sync if any row is, and calls_per_request is summed over the sync rows only when any row is
+sync (over all rows otherwise), because only sync calls add latency (SPEC §2): an async row's
+calls must not make the merged sync pair slower.  kb_per_call is the qps-weighted mean (the
+plain mean when all qps are 0).  Nothing the user gave is dropped silently: blank rows are
 counted in one info finding, unknown columns give a warning.
 """
 
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from migplan.io.scenario import FILE as SCENARIO_FILE
-from migplan.io.scenario import parse_scenario
-from migplan.io.schema import APP_COLUMNS, DEPENDENCY_COLUMNS, AppRow, DependencyRow, validate_records
+from migplan.io.scenario import MAX_RISK_WEIGHT, MAX_WAVES, RISK_WEIGHT, WAVES, parse_scenario
+from migplan.io.schema import (
+    APP_COLUMNS,
+    DEPENDENCY_COLUMNS,
+    MAX_NUMBER,
+    NUMBER,
+    AppRow,
+    DependencyRow,
+    validate_records,
+)
 from migplan.io.table import Table, read_table, read_text
 from migplan.model import App, Dependency, Finding, Inventory, Scenario
 
 APPS_FILE = "apps.csv"
 DEPENDENCIES_FILE = "dependencies.csv"
 WAVE_COLUMNS = ("pinned_wave", "earliest_wave", "latest_wave")
+OPTION_ERROR = "bad-option"  # the code of every finding about a command-line option
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class LoadResult:
 
     inventory: Inventory | None
     findings: tuple[Finding, ...]
+    rows: tuple[int, ...] = ()  # apps.csv row of each inventory app, for later findings
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -80,7 +93,33 @@ def load_inventory(folder: Path) -> LoadResult:
     others = [f for f in findings if f.severity != "error"]
     if errors or scenario is None:
         return LoadResult(None, tuple(errors + others))
-    return LoadResult(Inventory(tuple(apps), tuple(dependencies), scenario), tuple(others))
+    return LoadResult(Inventory(tuple(apps), tuple(dependencies), scenario), tuple(others), tuple(rows))
+
+
+def option_findings(
+    waves: int | None = None, rtt_ms: float | None = None, risk_weight: float | None = None
+) -> list[Finding]:
+    """Command-line overrides outside the limits scenario.toml has for the same keys (None = not given)."""
+    findings = []
+    for option, value, low, high, expected in (
+        ("--waves", waves, 1, MAX_WAVES, WAVES),
+        ("--rtt-ms", rtt_ms, 0, MAX_NUMBER, f"{NUMBER} (ms)"),
+        ("--risk-weight", risk_weight, 0, MAX_RISK_WEIGHT, RISK_WEIGHT),
+    ):
+        if value is None or low <= value <= high:
+            continue
+        reason = "is too small" if value < low else "is too large" if value > high else "is not a number"
+        findings.append(
+            Finding(
+                "error",
+                OPTION_ERROR,
+                f"{option} {reason}",
+                file=option,
+                value=f"{value:g}" if isinstance(value, float) else str(value),
+                expected=expected,
+            )
+        )
+    return findings
 
 
 def apply_overrides(
@@ -88,49 +127,36 @@ def apply_overrides(
     waves: int | None = None,
     rtt_ms: float | None = None,
     risk_weight: float | None = None,
+    rows: Sequence[int] | None = None,
 ) -> tuple[Scenario | None, tuple[Finding, ...]]:
-    """The scenario with command-line overrides, re-checked against the new K (None if any error)."""
+    """The scenario with command-line overrides, re-checked against the new K (None if any error).
+
+    ``rows``: the apps.csv row of each app (``LoadResult.rows``), so that a pin outside the
+    new K names its row as it does when K comes from scenario.toml.
+    """
     scenario = target.scenario if isinstance(target, Inventory) else target
-    findings: list[Finding] = []
-    changes: dict[str, object] = {}
-    for option, value, minimum in (
-        ("--waves", waves, 1),
-        ("--rtt-ms", rtt_ms, 0),
-        ("--risk-weight", risk_weight, 0),
-    ):
-        if value is None:
-            continue
-        if not (minimum <= value < float("inf")):
-            findings.append(
-                Finding(
-                    "error",
-                    "bad-option",
-                    f"{option} must be a number ≥ {minimum}",
-                    file=option,
-                    value=str(value),
-                    expected=f"≥ {minimum}",
-                )
-            )
-        else:
-            changes[option[2:].replace("-", "_")] = value
-    if "waves" in changes and changes["waves"] != scenario.waves:
-        k = int(waves or 0)
+    findings = option_findings(waves, rtt_ms, risk_weight)
+    bad = {f.file for f in findings}
+    given = {"--waves": waves, "--rtt-ms": rtt_ms, "--risk-weight": risk_weight}
+    changes = {o[2:].replace("-", "_"): v for o, v in given.items() if v is not None and o not in bad}
+    if waves is not None and "--waves" not in bad and waves != scenario.waves:
         for resource in ("apps", "instances", "data_gb"):
             raw = getattr(scenario, f"capacity_{resource}")
-            if isinstance(raw, tuple) and len(raw) != k:
+            if isinstance(raw, tuple) and len(raw) != waves:
                 findings.append(
                     Finding(
                         "error",
                         "capacity-length",
-                        f"wave_capacity.{resource} lists {len(raw)} numbers but --waves asks for {k} waves",
+                        f"wave_capacity.{resource} lists {len(raw)} numbers "
+                        f"but --waves asks for {waves} waves",
                         file=SCENARIO_FILE,
                         column=f"wave_capacity.{resource}",
                         value=str(len(raw)),
-                        expected=f"one number per wave ({k}), or a single number",
+                        expected=f"one number per wave ({waves}), or a single number",
                     )
                 )
         if isinstance(target, Inventory):
-            findings += wave_range_findings(list(target.apps), None, k, source="--waves")
+            findings += wave_range_findings(list(target.apps), rows, waves, source="--waves")
     if any(f.severity == "error" for f in findings):
         return None, tuple(findings)
     return scenario.with_overrides(**changes), tuple(findings)
@@ -147,13 +173,13 @@ def _read_apps(table: Table) -> tuple[list[App], list[int], set[str], list[Findi
         raw_id = rec.cells.get("app_id")
         if raw_id:
             seen[raw_id].append(rec.row)
-    parsed_rows, findings = validate_records(AppRow, table.records, file=table.file)
+    parsed_rows, findings = validate_records(AppRow, table.records, file=table.file, ignore=table.ambiguous)
     complete = [rec for rec in table.records if rec.complete]
     for rec, parsed in zip(complete, parsed_rows, strict=True):
         if parsed is not None:
             apps.append(App(**parsed))
             rows.append(rec.row)
-    if not table.records:
+    if not table.records and not table.truncated:  # truncated: the CSV error is the finding
         findings.append(
             Finding(
                 "error",
@@ -199,7 +225,9 @@ def _read_dependencies(table: Table, ids: Collection[str] | None) -> tuple[list[
     unknown: list[tuple[int, str, str]] = []
     if not table.readable:
         return [], []
-    parsed_rows, findings = validate_records(DependencyRow, table.records, file=table.file)
+    parsed_rows, findings = validate_records(
+        DependencyRow, table.records, file=table.file, ignore=table.ambiguous
+    )
     complete = [rec for rec in table.records if rec.complete]
     for rec, parsed in zip(complete, parsed_rows, strict=True):
         if parsed is None:
@@ -239,7 +267,8 @@ def _read_dependencies(table: Table, ids: Collection[str] | None) -> tuple[list[
                 "warning",
                 "duplicate-dependency",
                 f"{caller} → {callee} appears on rows {_and(where)}: merged into one dependency "
-                "(qps and calls_per_request summed, sync if any row is sync, kb_per_call qps-weighted mean)",
+                "(qps summed; sync if any row is sync, calls_per_request summed over the sync rows then; "
+                "kb_per_call qps-weighted mean)",
                 file=table.file,
                 row=where[1],
                 apps=(caller, callee),
@@ -256,12 +285,13 @@ def _merge(rows: Sequence[Dependency]) -> Dependency:
         if qps > 0
         else sum(d.kb_per_call for d in rows) / len(rows)
     )
+    sync = [d for d in rows if d.sync]
     return Dependency(
         rows[0].caller,
         rows[0].callee,
         qps,
-        sum(d.calls_per_request for d in rows),
-        any(d.sync for d in rows),
+        sum(d.calls_per_request for d in (sync or rows)),
+        bool(sync),
         kb,
     )
 
@@ -269,12 +299,24 @@ def _merge(rows: Sequence[Dependency]) -> Dependency:
 def _unknown_app_findings(
     unknown: list[tuple[int, str, str]], ids: Collection[str], file: str
 ) -> list[Finding]:
-    """One error per row naming an app not in apps.csv; near-miss suggestions while they are cheap."""
+    """One error per row naming an app not in apps.csv; near-miss suggestions while they are cheap.
+
+    An id equal to a known one after Unicode NFC normalisation gets its own hint: the two
+    print identically, so "did you mean 'café'?" would only puzzle the reader.
+    """
     suggest = len(unknown) <= 20
+    by_nfc = {unicodedata.normalize("NFC", i): i for i in ids} if unknown else {}
     findings = []
     for row, column, value in unknown:
         hint = ""
-        if suggest:
+        same = by_nfc.get(unicodedata.normalize("NFC", value))
+        if same is not None:
+            # looks identical on screen: say why the ids still differ (é as one character or as e + ´)
+            hint = (
+                f"; it looks like apps.csv's {same!r} but differs in Unicode normalisation "
+                "(an accent stored as its own character): save both files in the same form (NFC)"
+            )
+        elif suggest:
             close = difflib.get_close_matches(value, list(ids), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
         findings.append(

@@ -1,9 +1,12 @@
 """Plan files: read a waves.csv back as a Plan, write a plan folder atomically.
 
 Atomic here means a reader of the plan folder sees every file either as it was or as
-newly written, never half-written: all files go to a hidden temporary folder next to
-the target first, and only when all of them are complete are they moved in one by one
-with ``os.replace`` (atomic per file on POSIX and Windows, same file system).
+newly written, never half-written: all files go to a hidden temporary folder inside the
+target first, and only when all of them are complete are they moved in one by one with
+``os.replace`` (atomic per file on POSIX and Windows, same file system).  The staging
+folder is inside the target, not next to it, so that a writable plan folder is all that
+is needed: ``out_dir_findings`` checks exactly that before the planner starts, because a
+bad --out found only after an hour of solving loses the hour.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from migplan import analysis
+from migplan.io.inventory import OPTION_ERROR
 from migplan.io.schema import WaveRow, validate_row
 from migplan.io.table import read_table
 from migplan.model import Finding, Inventory, Plan
@@ -45,7 +49,9 @@ def read_waves_csv(path: Path, inv: Inventory) -> tuple[Plan | None, tuple[Findi
         mentioned.add(rec.cells.get("app_id", ""))
         if not rec.complete:
             continue
-        parsed, problems = validate_row(WaveRow, rec.cells, file=label, row=rec.row, where=rec.where())
+        parsed, problems = validate_row(
+            WaveRow, rec.cells, file=label, row=rec.row, where=rec.where(), ignore=table.ambiguous
+        )
         findings += problems
         if parsed is None:
             continue
@@ -112,7 +118,10 @@ def read_waves_csv(path: Path, inv: Inventory) -> tuple[Plan | None, tuple[Findi
 
 
 def waves_rows(inv: Inventory, plan: Plan) -> list[list[object]]:
-    """waves.csv rows sorted by wave then app_id; moved_with names the group or the cycle."""
+    """waves.csv rows sorted by wave then app_id; moved_with names the group or the cycle.
+
+    A blank name is written as the app_id, the default SPEC §2 gives it.
+    """
     cycle_of: dict[int, str] = {}
     if not inv.scenario.split_cycles:
         for c, members in enumerate(analysis.cycles(inv), start=1):
@@ -122,7 +131,8 @@ def waves_rows(inv: Inventory, plan: Plan) -> list[list[object]]:
     for i in sorted(range(inv.n), key=lambda i: (plan.waves[i], inv.apps[i].app_id)):
         app = inv.apps[i]
         moved_with = f"group:{app.group}" if app.group else cycle_of.get(i, "")
-        rows.append([app.app_id, plan.waves[i], app.name, app.team, app.kind, app.criticality, moved_with])
+        # name defaults to app_id (SPEC §2), so every row of the plan has a name to show
+        rows.append([app.app_id, plan.waves[i], app.label, app.team, app.kind, app.criticality, moved_with])
     return rows
 
 
@@ -152,14 +162,14 @@ def write_plan_folder(
 
 
 def write_files_atomically(out_dir: Path, writers: Mapping[str, Writer]) -> None:
-    """Each writer fills a file in a sibling temporary folder; all are then moved into ``out_dir``.
+    """Each writer fills a file in a hidden temporary folder inside ``out_dir``; all are then moved in.
 
     Other files already in ``out_dir`` are left alone.  On any failure the temporary folder
-    is removed and ``out_dir`` keeps its old files.
+    is removed and ``out_dir`` keeps its old files (missing parent folders are created first).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=".migplan-", suffix=".tmp", dir=out_dir))
     try:
         for name, write in writers.items():
             write(staging / name)
@@ -167,3 +177,47 @@ def write_files_atomically(out_dir: Path, writers: Mapping[str, Writer]) -> None
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def out_dir_findings(raw: str, option: str = "--out") -> list[Finding]:
+    """Why no plan folder can be written at ``raw`` (empty if one can), checked before solving.
+
+    ``raw`` must be an existing folder, or a missing path whose nearest existing parent is a
+    folder (missing folders in between are created).  Writability is tested by creating and
+    removing a hidden folder there: permission bits do not tell for root, read-only mounts
+    or /proc.
+    """
+
+    def bad(reason: str) -> list[Finding]:
+        return [
+            Finding(
+                "error",
+                OPTION_ERROR,
+                f"{option} {reason}",
+                file=option,
+                value=raw,
+                expected="a folder you can write to, or a new folder's path inside one",
+            )
+        ]
+
+    if not raw.strip():
+        return bad("is empty")
+    path = Path(raw)
+    if path.exists():
+        if not path.is_dir():
+            kind = "an existing file" if path.is_file() else "a special file (device, FIFO or socket)"
+            return bad(f"is {kind}, not a folder")
+        where = path
+    elif path.is_symlink():
+        return bad("is a symbolic link to a missing target")
+    else:
+        where = path.absolute().parent
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        if not where.is_dir():
+            return bad(f"is inside {where}, which is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".migplan-probe-", dir=where))
+    except OSError as exc:
+        return bad(f"cannot be written: creating a folder in {where} failed ({exc.strerror or exc})")
+    return []

@@ -4,6 +4,15 @@ Defaults live in one place, ``migplan.model.Scenario``: only the keys the file g
 passed on.  Types are strict (TOML has real numbers and booleans, so ``rtt_ms = "30"`` is a
 mistake worth reporting, not something to guess at).  tomllib does not keep line numbers
 of values, so a finding's row is the first line that assigns the key in its table.
+
+Two limits keep user numbers inside what the planner can hold, for scenario.toml and the
+command-line overrides alike (the CLI and the solver read them from here):
+
+* ``MAX_WAVES`` = 1000: the planner keeps arrays of K and K x K numbers per estate, so
+  10^10 waves crashed it allocating memory; no migration runs more than a few dozen waves.
+* ``MAX_RISK_WEIGHT`` = 1000: the risk term is a share-based score scaled to the chatty
+  cost; a weight of 1e14 overflowed the solver's 64-bit objective, and any weight far
+  above the chatty cost already makes the chatty cost irrelevant.
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ from migplan.io.schema import MAX_NUMBER, NUMBER, NonNegative
 from migplan.model import Finding, Rule, Scenario
 
 FILE = "scenario.toml"
+MAX_WAVES = 1000
+MAX_RISK_WEIGHT = 1000.0
+WAVES = f"an integer ≥ 1, at most {MAX_WAVES} (the most waves migplan plans)"
+RISK_WEIGHT = f"a number ≥ 0, at most {MAX_RISK_WEIGHT:g}"
 
 
 class ScenarioKeys(BaseModel):
@@ -31,12 +44,12 @@ class ScenarioKeys(BaseModel):
     source: str | None = None
     target: str | None = None
     rtt_ms: NonNegative | None = None
-    waves: Annotated[int, Field(ge=1)] | None = None
+    waves: Annotated[int, Field(ge=1, le=MAX_WAVES)] | None = None
     default_latency_budget_ms: NonNegative | None = None
     link_gbps: Annotated[float, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)] | None = None
     callees_first: bool | None = None
     split_cycles: bool | None = None
-    risk_weight: NonNegative | None = None
+    risk_weight: Annotated[float, Field(ge=0, le=MAX_RISK_WEIGHT, allow_inf_nan=False)] | None = None
 
 
 class ConstraintKeys(BaseModel):
@@ -63,12 +76,12 @@ EXPECTED = {
     "source": "text",
     "target": "text",
     "rtt_ms": f"{NUMBER} (ms)",
-    "waves": "an integer ≥ 1",
+    "waves": WAVES,
     "default_latency_budget_ms": f"{NUMBER} (ms)",
     "link_gbps": "a number > 0, at most 1e15 (Gbps)",
     "callees_first": "true or false",
     "split_cycles": "true or false",
-    "risk_weight": NUMBER,
+    "risk_weight": RISK_WEIGHT,
     "kind": '"before", "together" or "apart"',
     "apps": "a list of at least 2 app ids",
     "max_risk": "a number in (0, 1]",

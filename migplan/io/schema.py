@@ -9,11 +9,12 @@ empty, so the defaults stay in one place: the dataclasses of ``migplan.model``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, NotRequired
 
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12 (a pydantic dependency)
 
 from migplan.model import Finding
@@ -47,12 +48,28 @@ def _parse_bool(value: object) -> object:
 
 
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+
+
+def _digits_only(kind: str) -> BeforeValidator:
+    """Refuse ``1_000``: Python's int() and float() read it as 1000, no spreadsheet writes it,
+    and ``1_0`` read as 10 would be a silent guess at a typo."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and "_" in value:
+            raise PydanticCustomError(kind, "underscores are not part of a number")
+        return value
+
+    return BeforeValidator(check)
+
+
+_FLOAT_TEXT = _digits_only("float_parsing")
+Integer = Annotated[int, _digits_only("int_parsing")]
 # the largest number an input cell or scenario key may hold: sums and products of such numbers
 # over a whole estate stay far inside float64 and the solver's int64 (three calls of 1e308 qps
 # made the total qps inf and the planner fail)
 MAX_NUMBER = 1e15
 NUMBER = "a number ≥ 0, at most 1e15"
-NonNegative = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False), _FLOAT_TEXT]
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -65,17 +82,17 @@ class AppRow(TypedDict):
     qps: NonNegative
     name: NotRequired[str]
     team: NotRequired[str]
-    criticality: NotRequired[Annotated[int, Field(ge=1, le=5)]]
+    criticality: NotRequired[Annotated[Integer, Field(ge=1, le=5)]]
     latency_budget_ms: NotRequired[NonNegative]
-    instances: NotRequired[Annotated[int, Field(ge=1, le=int(MAX_NUMBER))]]
+    instances: NotRequired[Annotated[Integer, Field(ge=1, le=int(MAX_NUMBER))]]
     data_gb: NotRequired[NonNegative]
     stateful: NotRequired[Bool]
     kind: NotRequired[str]
     rehearsed: NotRequired[Bool]
     group: NotRequired[str]
-    pinned_wave: NotRequired[int]
-    earliest_wave: NotRequired[int]
-    latest_wave: NotRequired[int]
+    pinned_wave: NotRequired[Integer]
+    earliest_wave: NotRequired[Integer]
+    latest_wave: NotRequired[Integer]
     risk: NotRequired[NonNegative]
 
 
@@ -98,7 +115,7 @@ class WaveRow(TypedDict):
     __pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]
 
     app_id: Text
-    wave: int
+    wave: Integer
 
 
 APP_COLUMNS = tuple(k for k in AppRow.__annotations__ if not k.startswith("__"))
@@ -181,22 +198,34 @@ def _list_adapter(model: type) -> TypeAdapter[list[Any]]:
 
 
 def validate_row(
-    model: type, cells: dict[str, str], *, file: str, row: int, where: str = ""
+    model: type,
+    cells: dict[str, str],
+    *,
+    file: str,
+    row: int,
+    where: str = "",
+    ignore: Collection[str] = (),
 ) -> tuple[Row | None, list[Finding]]:
-    """The row as a typed dict or None, with the findings of every bad cell."""
+    """The row as a typed dict or None, with the findings of every bad cell.
+
+    ``ignore``: columns whose findings are dropped (the row is still None), because an
+    error elsewhere already explains them (a column named twice in the header).
+    """
     try:
         return _adapter(model).validate_python(cells), []
     except ValidationError as exc:
-        return None, row_findings(exc, cells, file=file, row=row, where=where)
+        findings = row_findings(exc, cells, file=file, row=row, where=where)
+        return None, [f for f in findings if f.column not in ignore]
 
 
 def validate_records(
-    model: type, records: Sequence[Record], *, file: str
+    model: type, records: Sequence[Record], *, file: str, ignore: Collection[str] = ()
 ) -> tuple[list[Row | None], list[Finding]]:
     """Every complete record as a typed dict (None where a cell is bad), one finding per bad cell.
 
     One bulk validation first (fast: 150,000 rows in a fraction of a second); only when that
     fails are the rows validated one by one to keep the good ones and locate the bad cells.
+    ``ignore`` as for ``validate_row``.
     """
     complete = [r for r in records if r.complete]
     try:
@@ -207,7 +236,9 @@ def validate_records(
         return parsed, []
     parsed, findings = [], []
     for rec in complete:
-        row, problems = validate_row(model, rec.cells, file=file, row=rec.row, where=rec.where())
+        row, problems = validate_row(
+            model, rec.cells, file=file, row=rec.row, where=rec.where(), ignore=ignore
+        )
         parsed.append(row)
         findings += problems
     return parsed, findings

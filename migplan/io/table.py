@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,9 @@ from pathlib import Path
 from migplan.model import Finding
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+# the largest input file read: 1 GiB is about 10 million CSV rows, 100 times the largest
+# estate measured; anything larger is a wrong file (or a device) and would exhaust memory
+MAX_FILE_BYTES = 2**30
 
 
 def canonical_column(name: str) -> str:
@@ -53,19 +58,46 @@ class Table:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     readable: bool = False
     truncated: bool = False  # a CSV syntax error stopped reading: later rows are missing
+    ambiguous: tuple[str, ...] = ()  # known columns named twice in the header: their cells are not read
 
 
 def read_text(path: Path, label: str) -> tuple[str | None, list[Finding]]:
-    """The file's text, or None and one finding saying why it cannot be used."""
+    """The file's text, or None and one finding saying why it cannot be used.
+
+    Only regular files (symbolic links followed) of at most ``MAX_FILE_BYTES`` are read:
+    a link to /dev/zero grew memory without limit and a named pipe blocked forever.
+    """
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            return None, [Finding("error", "not-a-file", f"{path} is a folder, not a file", file=label)]
+        if not stat.S_ISREG(info.st_mode):
+            return None, [
+                Finding(
+                    "error",
+                    "not-a-file",
+                    f"{path} is {_special_kind(info.st_mode)}, not a regular file"
+                    + (f" (a link to {path.resolve()})" if path.is_symlink() else ""),
+                    file=label,
+                    expected="a regular file",
+                )
+            ]
+        if info.st_size > MAX_FILE_BYTES:
+            return None, [_too_large(path, label, f"{info.st_size:,} bytes")]
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # the file may grow between stat and read
     except FileNotFoundError:
+        if path.is_symlink():
+            reason = f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+            return None, [Finding("error", "missing-file", reason, file=label)]
         return None, [Finding("error", "missing-file", f"{label} not found in {path.parent}", file=label)]
-    except IsADirectoryError:
-        return None, [Finding("error", "not-a-file", f"{path} is a folder, not a file", file=label)]
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return None, [Finding("error", "unreadable-file", f"cannot read {path}: {reason}", file=label)]
+    if len(data) > MAX_FILE_BYTES:
+        return None, [_too_large(path, label, f"more than {MAX_FILE_BYTES:,} bytes")]
+    kind = "TOML" if label.endswith(".toml") else "CSV"
+    save_as = f"save {label} as UTF-8" if kind == "TOML" else "save the file as 'CSV UTF-8'"
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -75,7 +107,7 @@ def read_text(path: Path, label: str) -> tuple[str | None, list[Finding]]:
             Finding(
                 "error",
                 "not-utf8",
-                f"not UTF-8 text at byte {exc.start} (text line {line}); save the file as 'CSV UTF-8'",
+                f"not UTF-8 text at byte {exc.start} (text line {line}); {save_as}",
                 file=label,
                 row=line,
                 value=bad.hex(" "),
@@ -89,13 +121,32 @@ def read_text(path: Path, label: str) -> tuple[str | None, list[Finding]]:
             Finding(
                 "error",
                 "binary-file",
-                f"binary data (a NUL byte) at text line {line}: this is not a CSV text file",
+                f"binary data (a NUL byte) at text line {line}: this is not a {kind} text file",
                 file=label,
                 row=line,
-                expected="CSV text",
+                expected=f"{kind} text",
             )
         ]
     return text, []
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "a special file"
+
+
+def _too_large(path: Path, label: str, size: str) -> Finding:
+    return Finding(
+        "error",
+        "file-too-large",
+        f"{path} is larger than 1 GiB, the largest file migplan reads",
+        file=label,
+        value=size,
+        expected=f"at most {MAX_FILE_BYTES:,} bytes (1 GiB)",
+    )
 
 
 def read_table(
@@ -108,9 +159,11 @@ def read_table(
 ) -> Table:
     """Read ``path``; report a missing/undecodable file, a bad header, ragged rows, blank rows.
 
-    Unknown columns give one warning (``warn_unknown``) and are ignored.  A row with the
-    wrong number of fields is an error; its record is still returned (``complete=False``)
-    so that the caller can register its id and not report knock-on errors.
+    Unknown columns give one warning (``warn_unknown``) and are ignored.  A known column
+    named twice is one error and neither copy is read (``Table.ambiguous``: callers skip
+    their per-row errors, which would only repeat it).  A row with the wrong number of
+    fields is an error; its record is still returned (``complete=False``) so that the
+    caller can register its id and not report knock-on errors.
     """
     label = label or path.name
     text, problems = read_text(path, label)
@@ -124,6 +177,7 @@ def read_table(
     header: list[str] | None = None
     positions: dict[str, int] = {}
     columns: list[tuple[str, int]] = []
+    ambiguous: tuple[str, ...] = ()
     row = 0
     line = 1
     header_row = 1
@@ -141,7 +195,11 @@ def read_table(
                 header_row = row
                 positions, header_findings = _read_header(fields, row, label, known_set, warn_unknown)
                 findings += header_findings
-                columns = list(positions.items())
+                ambiguous = tuple(
+                    f.column for f in header_findings if f.code == "duplicate-column" and f.column
+                )
+                # which of the two is meant is unknown: neither is read, the header error says why
+                columns = [(name, pos) for name, pos in positions.items() if name not in ambiguous]
                 continue
             complete = len(fields) == len(header)
             if not complete:
@@ -210,7 +268,7 @@ def read_table(
                 row=blank_rows[0],
             )
         )
-    return Table(label, tuple(positions), tuple(records), tuple(findings), not missing, truncated)
+    return Table(label, tuple(positions), tuple(records), tuple(findings), not missing, truncated, ambiguous)
 
 
 def _read_header(
@@ -230,10 +288,13 @@ def _read_header(
                     "error",
                     "duplicate-column",
                     f"column {name!r} appears twice in the header "
-                    f"(columns {positions[name] + 1} and {pos + 1})",
+                    f"(columns {positions[name] + 1} and {pos + 1}): neither is read, "
+                    "rename or remove one",
                     file=label,
                     row=row,
                     column=name,
+                    value=raw.strip(),
+                    expected="each column once",
                 )
             )
         else:

@@ -178,6 +178,7 @@ def restrict(problem: Problem, members: IntArray) -> Problem:
         risk=p.risk[members],
         risk_load=p.risk_load[members],
         risk_cap=p.risk_cap,
+        risk_scale=p.risk_scale,
         risk_units=p.risk_units[members],
         risk_weight_units=0,
         before=tuple((int(index[a]), int(index[b]), r) for a, b, r in p.before if kept[a] and kept[b]),

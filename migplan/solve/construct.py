@@ -37,6 +37,8 @@ import faulthandler
 import importlib.util
 import os
 import pickle
+import select
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +62,7 @@ _OBJECTIVE_BUDGET = 1e9  # integer edge weights: total·(K−1) ≤ this, well b
 _initializers: dict[str, object] = {}
 # the spectral candidate's eigensolver: 0.5 s CPU at 9,740 blocks, 43 s at 48,826: skipped there
 SPECTRAL_MAX_BLOCKS = 20_000
+POLL_SECONDS = 0.05  # how often a parent waiting for its Mt-KaHyPar child asks ``alive``
 
 
 def construct(
@@ -70,6 +73,7 @@ def construct(
     extra: sp.csr_matrix | None = None,
     anchored: bool = True,
     merged: bool = False,
+    alive: Callable[[], bool] | None = None,
 ) -> IntArray:
     """Per-block waves 1..K minimizing the chatty cost under pins, windows and capacities.
 
@@ -77,7 +81,8 @@ def construct(
     latency-aware start uses it to make calls that budgets need unsplit dearer.
     ``anchored`` False: no second mapping around the windowed blocks (candidate 3), for
     a caller whose time cannot pay three mappings (one costs ~12 s at 60 waves).
-    ``merged`` True: ``merged_construct`` instead.
+    ``merged`` True: ``merged_construct`` instead.  ``alive`` (see ``_isolated``): asked while
+    Mt-KaHyPar runs; False ends that mapping (the fallbacks take over).
     """
     K, B = inv.K, blocks.count
     if B == 0:
@@ -89,12 +94,12 @@ def construct(
     if K == 1:
         return np.ones(B, dtype=np.int64)
     if merged and K > 2:
-        return merged_construct(graph, limits, seed, threads)
+        return merged_construct(graph, limits, seed, threads, alive)
 
     def polish(w: IntArray) -> IntArray:
         return _polish(graph, limits, w)
 
-    waves = map_onto_path(graph, limits, seed, threads)
+    waves = map_onto_path(graph, limits, seed, threads, alive=alive)
     if waves is None:
         plans = [polish(kway_then_order(graph, limits, seed))]
     else:
@@ -113,7 +118,7 @@ def construct(
             if np.array_equal(anchors[0], anchors[1]):
                 anchors.pop()
             for fix in anchors:
-                again = map_onto_path(graph, limits, seed, threads, fix)
+                again = map_onto_path(graph, limits, seed, threads, fix, alive)
                 if again is not None:
                     plans.append(polish(again))
     if B <= SPECTRAL_MAX_BLOCKS:
@@ -121,7 +126,13 @@ def construct(
     return best_of(graph, limits, plans)
 
 
-def merged_construct(graph: sp.csr_matrix, limits: WaveLimits, seed: int, threads: int = 1) -> IntArray:
+def merged_construct(
+    graph: sp.csr_matrix,
+    limits: WaveLimits,
+    seed: int,
+    threads: int = 1,
+    alive: Callable[[], bool] | None = None,
+) -> IntArray:
     """Map onto ceil(K / 2) merged waves (each two adjacent waves' limits summed), then split.
 
     Inside a merged wave blocks are ordered by the mean merged wave of their neighbours
@@ -139,7 +150,7 @@ def merged_construct(graph: sp.csr_matrix, limits: WaveLimits, seed: int, thread
         np.stack([limits.caps[:, p].sum(axis=1) for p in pairs], axis=1),
         np.stack([limits.allowed[:, p].any(axis=1) for p in pairs], axis=1),
     )
-    part = map_onto_path(graph, merged, seed, threads)
+    part = map_onto_path(graph, merged, seed, threads, alive=alive)
     if part is None:
         part = kway_then_order(graph, merged, seed)
     degree = np.asarray(graph.sum(axis=1)).ravel()
@@ -168,13 +179,18 @@ def best_of(graph: sp.csr_matrix, limits: WaveLimits, plans: list[IntArray]) -> 
 
 
 def weight_dimension(limits: WaveLimits) -> tuple[FloatArray, FloatArray]:
-    """(per-block load, per-wave capacity) of the tightest limit; app-less: unit loads, no cap."""
-    if not limits.names:
+    """(per-block load, per-wave capacity) of the tightest limit; unit loads and no cap when
+    no limit carries any load.
+
+    A limit nothing loads (every app's risk 0, or no data_gb anywhere) binds nothing: as
+    the tightest one, its all-zero weights and maxima sent Mt-KaHyPar into an endless loop.
+    """
+    totals = limits.loads.sum(axis=1) if limits.names else np.zeros(0)
+    if not (totals > 0).any():
         return np.ones(limits.count), np.full(limits.K, np.inf)
-    totals = limits.loads.sum(axis=1)
     room = limits.caps.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tightness = np.where(room > 0, totals / room, np.inf)
+        tightness = np.where(totals <= 0, 0.0, np.where(room > 0, totals / room, np.inf))
     r = int(np.argmax(tightness))
     return limits.loads[r], limits.caps[r]
 
@@ -238,10 +254,12 @@ def map_onto_path(
     seed: int,
     threads: int = 1,
     fix: IntArray | None = None,
+    alive: Callable[[], bool] | None = None,
 ) -> IntArray | None:
     """Mt-KaHyPar mapping of the block graph onto a path of K waves, or None if it fails.
 
-    ``fix``: per-block wave to fix (0 = free); default: the pinned blocks.
+    ``fix``: per-block wave to fix (0 = free); default: the pinned blocks.  ``alive``: see
+    ``_isolated``.
     """
     if importlib.util.find_spec("mtkahypar") is None:  # pragma: no cover - listed dependency
         return None
@@ -251,7 +269,7 @@ def map_onto_path(
     weights, caps, fixed = _int_limits(limits, fix)
     edges, edge_w = _edges(graph, K)
     args = (K, B, seed, threads, weights.tolist(), caps.tolist(), fixed.tolist(), edges, edge_w)
-    part = _isolated(_mtkahypar_partition, args)
+    part = _isolated(_mtkahypar_partition, args, alive)
     if part is None or part.shape != (B,) or part.min() < 0 or part.max() >= K:
         return None
     return part + 1
@@ -281,10 +299,17 @@ def _mtkahypar_partition(args: tuple[Any, ...]) -> IntArray | None:
         return None
 
 
-def _isolated(fn: Callable[[Any], IntArray | None], args: Any) -> IntArray | None:
+def _isolated(
+    fn: Callable[[Any], IntArray | None], args: Any, alive: Callable[[], bool] | None = None
+) -> IntArray | None:
     """``fn(args)`` in a forked child: a crash there (Mt-KaHyPar 1.7 segfaults on some
     packings with fixed vertices, e.g. 17 unit blocks, 2 fixed, maxima 7/8/7 on 3 waves;
     one more unit of room anywhere and it does not) gives None, not a dead planner.
+
+    ``alive`` is asked every POLL_SECONDS while the child runs; once it says False the
+    child is killed and the result is None.  A child can also hang: Mt-KaHyPar looped
+    forever on all-zero weights and maxima, and the planner ignored its time limit and
+    SIGTERM while it waited.
 
     The parent never initialises Mt-KaHyPar (a forked thread pool would not work), so
     each child starts its own.  Without ``os.fork`` (Windows) the call runs in-process.
@@ -310,13 +335,31 @@ def _isolated(fn: Callable[[Any], IntArray | None], args: Any) -> IntArray | Non
         finally:
             os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as result:
-        data = result.read()
+    data = _read_while(read_end, alive)
+    if data is None:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     if status != 0 or not data:
         return None
     value = pickle.loads(data)
     return None if value is None else np.asarray(value, dtype=np.int64)
+
+
+def _read_while(fd: int, alive: Callable[[], bool] | None) -> bytes | None:
+    """Everything the child writes to ``fd`` (closed here), or None once ``alive`` says False."""
+    chunks: list[bytes] = []
+    try:
+        while True:
+            if alive is not None and not alive():
+                return None
+            ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def kway_then_order(graph: sp.csr_matrix, limits: WaveLimits, seed: int) -> IntArray:

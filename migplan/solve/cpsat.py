@@ -44,10 +44,8 @@ LATENCY_SCALE = 1000.0  # 0.001 ms: ceil per (app, block edge) costs at most tha
 # sums stay far inside int64 (deep call chains with calls_per_request > 1 reach 1e16 ms)
 ROW_UNITS = float(2**40)
 CAPACITY_UNITS = 1e6  # a capacity maps to about this many units (a power-of-ten scale)
-RISK_SCALE = 100_000.0  # 1e-5 of the total risk
 OBJECTIVE_RESOLUTION = 1e8  # the whole estate's qps maps to at most this many objective units
 LATENCY_DROP_SHARE = 0.01  # per app, drop coefficients summing to at most 1 % of its budget
-RISK_SCALE_SHARE = 0.01  # risk_weight 1 trades 1 % of (total qps x K) per unit of risk share
 
 RULE_PENALTY = 100_000  # a broken rule instance weighs like 100 ms of excess latency (soft mode)
 
@@ -87,8 +85,9 @@ class Problem:
     caps: dict[Resource, IntArray]  # per wave, scaled down
     load_scale: dict[Resource, float]
     risk: FloatArray  # per block share of total risk
-    risk_load: IntArray  # per block, scaled up (for max_risk)
-    risk_cap: int | None
+    risk_load: IntArray  # per block, its risk scaled up (for max_risk)
+    risk_cap: int | None  # max_risk x total risk, scaled down
+    risk_scale: float  # risk_load units per unit of risk share
     risk_units: IntArray  # per block, objective units of its risk share (weight included)
     risk_weight_units: int  # 1 with a risk term, 0 without
     before: tuple[tuple[int, int, int], ...]  # (earlier block, later block, rule index)
@@ -219,9 +218,22 @@ def build_problem(
 
     app_risk = np.asarray(metrics.risk_scores(inv), dtype=np.float64)
     total_risk = float(app_risk.sum())
-    risk = blocks.weights(app_risk) / total_risk if total_risk > 0 else np.zeros(blocks.count)
+    block_risk = blocks.weights(app_risk)
+    risk = block_risk / total_risk if total_risk > 0 else np.zeros(blocks.count)
+    # max_risk on the risk itself, not on shares: share <= max_risk is risk <= max_risk x total,
+    # and decimal risks stay exact at a power-of-ten scale.  Shares (risk 1 of 3, max_risk 1/3)
+    # rounded up to 1e-5 made a plan that meets max_risk exactly "proven infeasible"
+    risk_scale = decimal_scale(total_risk)
+    risk_load = scaled(block_risk, risk_scale, "up")
+    risk_cap = None
+    if sc.max_risk is not None:
+        # from 1 (all the risk) on, max_risk binds nothing: the whole load, as for capacities
+        unlimited = sc.max_risk + metrics.REL_TOL >= 1
+        risk_cap = (
+            int(risk_load.sum()) if unlimited else int(scaled(sc.max_risk * total_risk, risk_scale, "down"))
+        )
     # risk term in objective units: risk_weight x RISK_SCALE_SHARE x total qps x K per unit of share
-    per_share = risk_weight * RISK_SCALE_SHARE * total_qps * K * qps_scale
+    per_share = risk_weight * metrics.RISK_SCALE_SHARE * total_qps * K * qps_scale
     risk_units = scaled(risk * per_share, 1.0, "nearest")
     risk_weight_units = 1 if risk_weight > 0 and total_risk > 0 else 0
 
@@ -246,8 +258,9 @@ def build_problem(
         caps=caps,
         load_scale=load_scale,
         risk=risk,
-        risk_load=scaled(risk, RISK_SCALE, "up"),
-        risk_cap=None if sc.max_risk is None else int(scaled(sc.max_risk, RISK_SCALE, "down")),
+        risk_load=risk_load,
+        risk_cap=risk_cap,
+        risk_scale=risk_scale * total_risk if total_risk > 0 else 1.0,
         risk_units=risk_units,
         risk_weight_units=risk_weight_units,
         before=_before_pairs(inv, blocks),
@@ -431,7 +444,7 @@ def violations(problem: Problem, waves: IntArray) -> Violations:
     relative = (
         sum(float(v.sum()) / max(float(problem.caps[r].max()), 1.0) for r, v in capacity.items())
         + float(link.sum()) / max(float(problem.link or 1), 1.0)
-        + float(risk.sum()) / RISK_SCALE
+        + float(risk.sum()) / problem.risk_scale
     )
     latency_ms = float(latency.sum(axis=1) @ lat.factor) / LATENCY_SCALE if len(lat.app) else 0.0
     return Violations(latency, capacity, link, risk, before, apart, callees, rng, relative, latency_ms)

@@ -413,11 +413,14 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
         lambda: time.monotonic() < start_until and not budget.stop.is_set(),
         runs_allowed,
         anchored=anchored,
+        alive=lambda: budget.wall_left > 0 and not budget.stop.is_set(),
     )
     runs = sum(1 for t in tried if not t.get("merged"))  # a merged-waves variant rides along its run
     budget.charge(runs * per_run)
     if runs < min(runs_allowed, len(LATENCY_WEIGHTS)) and time.monotonic() >= start_until:
         budget.wall_cut = True  # the wall clock, not the work budget, ended the runs
+    if budget.wall_left <= 0:
+        budget.wall_cut = True  # ... or a mapping it had to drop
     count = violations(problem, start).count
     run.end("construction", objective_value(problem, start), count, runs=tried, anchored=anchored, **extra)
     return start
@@ -667,6 +670,12 @@ def _finish(
             gap = (objective - lower) / objective if lower is not None and objective > 0 else None
             if status == "feasible" and _meets_bound(problem, block_waves, objective, lower):
                 status, lower, gap = "optimal", objective, 0.0
+    if plan_out is not None:
+        # the model rounds qps and risk: report the figure evaluate gives, and the gap to it
+        objective = metrics.objective(inv, plan_out.array, risk_weight)
+        if lower is not None and objective > 0:
+            lower = objective if status == "optimal" else min(lower, objective)
+            gap = (objective - lower) / objective
     info = {
         "status": status,
         "seed": options.seed,

@@ -508,17 +508,17 @@ def _swap_pass(state: _MoveState, eps: float, top: int = 16) -> int:
 
     Gain = gain(b) + gain(c) − 2·A[b,c]·|k − j| (each single gain counted their
     shared edge as closed, a swap leaves it as it was).  Only the ``top`` best
-    single gains on each side are paired: O(K²·top²) per pass.
+    single gains on each side are paired: O(W²·top²) per pass for W waves that hold blocks.
     """
     limits = state.limits
-    K = limits.K
     loads = limits.loads
     swapped = 0
-    for k in range(1, K + 1):
-        for j in range(k + 1, K + 1):
+    # only waves that hold blocks pair up (a swap keeps every wave's count, so the set stays):
+    # all K^2 pairs took 38 s at 1,000 waves for 23 blocks
+    occupied = np.unique(state.w).tolist()
+    for i, k in enumerate(occupied):
+        for j in occupied[i + 1 :]:
             in_k, in_j = np.flatnonzero(state.w == k), np.flatnonzero(state.w == j)
-            if len(in_k) == 0 or len(in_j) == 0:
-                continue
             gk = np.where(limits.allowed[in_k, j - 1], state.G[in_k, k - 1] - state.G[in_k, j - 1], -np.inf)
             gj = np.where(limits.allowed[in_j, k - 1], state.G[in_j, j - 1] - state.G[in_j, k - 1], -np.inf)
             sk = np.argsort(-gk, kind="stable")[:top]

@@ -48,13 +48,17 @@ def construct_blocks(
     extra: sp.csr_matrix | None = None,
     anchored: bool = True,
     merged: bool = False,
+    alive: Callable[[], bool] | None = None,
 ) -> IntArray:
-    """The construction helper's waves per block (a plain fill if it is absent)."""
+    """The construction helper's waves per block (a plain fill if it is absent); ``alive``:
+    see ``construct.construct``."""
     try:
         module = importlib.import_module("migplan.solve.construct")
     except ModuleNotFoundError:
         return simple_start(inv, blocks)
-    made = module.construct(inv, blocks, seed, threads=1, extra=extra, anchored=anchored, merged=merged)
+    made = module.construct(
+        inv, blocks, seed, threads=1, extra=extra, anchored=anchored, merged=merged, alive=alive
+    )
     waves = np.asarray(made, dtype=np.int64)
     return np.clip(waves, blocks.lo, blocks.hi).astype(np.int64)
 
@@ -73,12 +77,14 @@ def latency_aware_start(
     keep_going: Callable[[], bool],
     max_runs: int = len(LATENCY_WEIGHTS),
     anchored: bool = True,
+    alive: Callable[[], bool] | None = None,
 ) -> tuple[IntArray, list[dict[str, float]]]:
     """(best start per block, one record per run: weight, violations, score, model cost).
 
     ``keep_going`` is asked before every run after the first (the wall-clock cap and
     the stop event); ``max_runs`` is the deterministic limit; ``anchored`` goes to
-    ``construct`` (False: one mapping per run).
+    ``construct`` (False: one mapping per run); ``alive`` too (False: the mapping running
+    is dropped, for the time limit and the stop event, even in the first run).
     """
     inv, blocks = problem.inv, problem.blocks
     share = budget_shares(problem)
@@ -94,7 +100,7 @@ def latency_aware_start(
             break
         extra = share_matrix(problem, share, weight) if weight > 0 else None
         for merged in variants:
-            waves = construct_blocks(inv, blocks, seed, extra, anchored, merged)
+            waves = construct_blocks(inv, blocks, seed, extra, anchored, merged, alive)
             state = violations(problem, waves)
             cost = float(objective_units(problem, waves))
             score = round(state.score, 3)
