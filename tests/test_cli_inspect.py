@@ -93,6 +93,24 @@ def test_validate_prints_warnings_but_succeeds(write_inventory: WriteInventory) 
     assert {f["code"] for f in payload["findings"]} >= {"unknown-column", "duplicate-dependency"}
 
 
+def test_validate_exits_1_when_the_rules_leave_no_plan(write_inventory: WriteInventory) -> None:
+    """Readable files whose before rules form a cycle: plan proves it at once, so validate
+    says it too (it passed them with exit 0 before)."""
+    rules = '[[constraint]]\nkind = "before"\napps = ["web", "api"]\n'
+    rules += '[[constraint]]\nkind = "before"\napps = ["api", "web"]\n'
+    folder = write_inventory(
+        "app_id,qps\nweb,1\napi,1\n", "caller,callee,qps\nweb,api,1\n", f"waves = 3\n{rules}"
+    )
+    result = run_migplan_in_process("validate", folder)
+    assert result.returncode == 1, result.stdout
+    assert "the before rules form a cycle" in result.stdout
+    assert "0 error(s)" in result.stdout and "no plan can exist (1 reason(s) above)" in result.stdout
+    payload = json.loads(run_migplan_in_process("validate", folder, "--json").stdout)
+    assert payload["valid"] is True and payload["plan_can_exist"] is False
+    fine = write_inventory("app_id,qps\nweb,1\napi,1\n", "caller,callee,qps\nweb,api,1\n", "waves = 3\n")
+    assert json.loads(run_migplan_in_process("validate", fine, "--json").stdout)["plan_can_exist"] is True
+
+
 def test_many_errors_are_capped_on_screen_but_counted(write_inventory: WriteInventory) -> None:
     apps = "app_id,qps\n" + "".join(f"a{i},x\n" for i in range(250))
     result = run_migplan_in_process("validate", write_inventory(apps))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from migplan.cli.common import (
     where_errors_are,
 )
 
+if TYPE_CHECKING:
+    from migplan.model import Finding
+
 
 @main.command()
 @inventory_argument
@@ -35,23 +39,31 @@ from migplan.cli.common import (
 def validate(
     inventory_dir: Path, waves: int | None, rtt_ms: float | None, risk_weight: float | None, as_json: bool
 ) -> None:
-    """Check INVENTORY_DIR and print every problem (exit 0: usable, 2: errors).
+    """Check INVENTORY_DIR and print every problem (exit 0: usable, 1: no plan can exist, 2: errors).
 
-    Findings are this command's result, so they go to stdout.
+    Findings are this command's result, so they go to stdout.  A readable inventory also
+    gets the planner's cheap proofs that no plan exists (pins that split a cycle, rules
+    that contradict each other, more load than all waves hold): the same errors ``plan``
+    stops with, a second later, instead of exit 0 here.
     """
     inv, findings = load_checked(inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight)
     found = list(findings)
+    impossible: list[Finding] = []
     if inv is not None:
         from migplan import analysis
+        from migplan.solve.precheck import no_plan_findings
 
         found += analysis.findings(inv)
-    errors, warnings = count(found, "error"), count(found, "warning")
+        impossible = no_plan_findings(inv)
+        found += impossible
+    errors, warnings = count(found, "error") - len(impossible), count(found, "warning")
     if as_json:
         from migplan.report import finding_dict
 
         summary = {"apps": inv.n, "dependencies": inv.m, "waves": inv.K} if inv is not None else None
         payload = {
             "valid": inv is not None,
+            "plan_can_exist": inv is not None and not impossible,
             "inventory": summary,
             "findings": [finding_dict(f) for f in found],
         }
@@ -59,14 +71,16 @@ def validate(
     else:
         print_findings(found, err=False)
         if inv is not None:
+            verdict = f"; no plan can exist ({len(impossible)} reason(s) above)" if impossible else ""
             click.echo(
                 f"{inv.n} apps, {inv.m} dependencies, {inv.K} waves: {errors} error(s), {warnings} warning(s)"
+                + verdict
             )
         else:
             click.echo(
                 f"{where_errors_are(inventory_dir, found)}, {warnings} warning(s): nothing can be planned"
             )
-    raise SystemExit(EXIT_BAD_INPUT if errors else EXIT_OK)
+    raise SystemExit(EXIT_BAD_INPUT if errors else EXIT_INFEASIBLE if impossible else EXIT_OK)
 
 
 @main.command()

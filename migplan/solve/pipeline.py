@@ -561,14 +561,15 @@ def _precheck(inv: Inventory, contracted: Blocks | None = None) -> tuple[Finding
     The demo at 20 waves of 5 apps holds such a 6-app block; before, the full model
     proved it infeasible after 60 s and no core was found to say why.
     """
-    blocks = build_blocks(inv)
-    found: list[Finding] = list(blocks.conflicts)
     try:
         module = importlib.import_module("migplan.solve.precheck")
     except ModuleNotFoundError:
         module = None
-    if module is not None:
-        found.extend(f for f in module.precheck(inv, blocks) if f.severity == "error")
+    blocks = build_blocks(inv)
+    if module is None:
+        found: list[Finding] = list(blocks.conflicts)
+    else:
+        found = module.no_plan_findings(inv, blocks)
         merged = contracted is not None and contracted.count < blocks.count and not contracted.conflicts
         if not found and merged:
             found.extend(f for f in module.precheck(inv, contracted) if f.severity == "error")

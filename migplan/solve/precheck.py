@@ -23,11 +23,20 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from migplan import metrics
 from migplan.metrics import number_text as _num
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Rule
-from migplan.solve.blocks import Blocks, same_wave_pairs
+from migplan.solve.blocks import Blocks, build_blocks, same_wave_pairs
 
 SHOW = 5  # items listed in one message before "and N more"
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
 REL_TOL = 1e-6  # relative margin to count as over a limit: wider than metrics' 1e-9, so noise never proves
+
+
+def no_plan_findings(inv: Inventory, blocks: Blocks | None = None) -> list[Finding]:
+    """The errors that prove no plan exists for ``inv`` as given (``blocks``: its own groups
+    and cycles, built when None): pins and windows that split a block, then the checks of
+    ``precheck``; ``validate`` uses it too, so it does not pass what ``plan`` refuses."""
+    blocks = build_blocks(inv) if blocks is None else blocks
+    found = [*blocks.conflicts, *(f for f in precheck(inv, blocks) if f.severity == "error")]
+    return list({(f.code, f.message): f for f in found}.values())  # both may say the same
 
 
 def precheck(inv: Inventory, blocks: Blocks) -> tuple[Finding, ...]:
