@@ -466,3 +466,38 @@ def test_from_merge_from_waves_the_start_is_planned_on_merged_waves_then_split()
     assert construction["waves"] == merged["waves"] == 10  # constructed and repaired on 10 waves
     assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible
     assert result.plan.waves == plan(inv, options).plan.waves  # type: ignore[union-attr]
+
+
+def test_far_more_waves_than_apps_still_plan_within_the_first_blocks_plus_one() -> None:
+    """12 apps at 300 waves with a before rule and a pilot wave: the models had 11 x 299
+    wave literals per app and the demo got no plan at 250 waves; ranges are now cut to
+    waves 1..13 (``narrow.compact_ranges``)."""
+    apps = tuple(App(f"s{i}", 10.0 * (i + 1), latency_budget_ms=70.0) for i in range(12))
+    deps = tuple(Dependency(f"s{i}", f"s{i + 1}", 50.0 + i) for i in range(11))
+    rules = (Rule("before", ("s11", "s0")),)
+    inv = Inventory(apps, deps, Scenario(waves=300, capacity_apps=(2.0, *([3.0] * 299)), rules=rules))
+    result = plan(inv, PlanOptions(time_limit=60, work_limit=3.0))
+    assert result.status in ("feasible", "optimal") and result.plan is not None
+    assert metrics.evaluate(inv, result.plan).feasible
+    assert result.stages[0]["waves_used"] == 13 and max(result.plan.waves) <= 13
+    assert result.plan.waves[11] < result.plan.waves[0]
+
+
+def test_a_repaired_small_plan_is_kept_when_the_full_model_finds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 1,000 waves no time was left for the full model, and the feasible repaired plan
+    was thrown away ("no plan found")."""
+    from migplan.solve.cpsat import SolveOutcome
+
+    def nothing(run: Any, problem: Problem, start: IntArray) -> tuple[SolveOutcome, list[Any], None]:
+        return SolveOutcome("unknown", None, None, None, 0.0, 0.0), [], None
+
+    monkeypatch.setattr(pipeline, "_full_model", nothing)
+    # nor does the explanation's own search (it found none there either)
+    monkeypatch.setattr(pipeline, "_explain", lambda *args, **kwargs: ((), None))
+    inv = generate_estate(40, 3, waves=4).inventory
+    result = plan(inv, PlanOptions(time_limit=60, work_limit=3.0))
+    assert result.status == "feasible" and result.plan is not None
+    assert metrics.evaluate(inv, result.plan).feasible
+    assert next(s for s in result.stages if s["name"] == "feasibility")["violations"] == 0

@@ -50,7 +50,7 @@ from migplan.solve.cpsat import (
     violations,
 )
 from migplan.solve.forced import contract_unsplittable
-from migplan.solve.narrow import narrow_ranges
+from migplan.solve.narrow import compact_ranges, narrow_ranges
 from migplan.solve.search import Budget
 from migplan.solve.start import LATENCY_WEIGHTS, latency_aware_start
 
@@ -217,9 +217,12 @@ def plan(
     # 9-12 violations on seeds 0-2 where plain ones gave plans on seeds 0-3
     multilevel = problem.count >= MULTILEVEL_BLOCKS
     contracted = problem.blocks  # before narrowing: the precheck's messages name the user's own ranges
+    problem, compacted = compact_ranges(problem)
     problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
     blocks = problem.blocks
-    run.end("blocks", None, None, blocks=blocks.count, forced_pairs=len(forced[0]), narrowed_ranges=narrowed)
+    extra = {"waves_used": compacted} if compacted else {}
+    counts = {"blocks": blocks.count, "forced_pairs": len(forced[0]), "narrowed_ranges": narrowed}
+    run.end("blocks", None, None, **counts, **extra)
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
         errors = _precheck(inv) or _proven(_explain(run, problem, "infeasible")[0], blocks.conflicts)
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
@@ -465,6 +468,11 @@ def _solve_small(
         )
         why = _proven(_explain(run, problem, "infeasible")[0], (proof,))
         return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
+    if outcome.waves is None and violations(problem, start).count == 0:
+        # the full model found nothing in the time left (1,000 waves: none was left): the
+        # repaired start is a plan, as a large estate's would be
+        kept: Status = "interrupted" if budget.stop.is_set() else "feasible"
+        return _finish(run, problem, start, kept, (), risk_weight, forced, None)
     if outcome.waves is None:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
