@@ -156,3 +156,5 @@ def test_ranges_stay_with_a_window_or_capacities_that_change_after_wave_1() -> N
     ramp = Scenario(waves=9, capacity_apps=(1.0, 1.0, *([2.0] * 7)))
     assert compact_ranges(_problem(Inventory(plain, deps, ramp)))[1] == 0
     assert compact_ranges(_problem(Inventory(plain, deps, Scenario(waves=4))))[1] == 0  # K <= B + 1
+    one = Scenario(waves=1, capacity_apps=5.0)  # one wave: its capacity array has one number
+    assert compact_ranges(_problem(Inventory(plain, deps, one)))[1] == 0

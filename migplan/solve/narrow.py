@@ -60,9 +60,11 @@ def compact_ranges(problem: Problem) -> tuple[Problem, int]:
     """
     B, K = problem.count, problem.K
     lo, hi = problem.blocks.lo, problem.blocks.hi
+    if K <= B + 1:
+        return problem, 0
     free = bool(np.all(lo == 1) and np.all((hi == K) | (hi == 1)))  # wave 1 stays as it is
     uniform = all(bool(np.all(cap[1:] == cap[1])) for cap in problem.caps.values())
-    if K <= B + 1 or not free or not uniform:
+    if not free or not uniform:
         return problem, 0
     cut = np.minimum(hi, B + 1).astype(np.int64)
     return replace(problem, blocks=replace(problem.blocks, hi=cut)), B + 1
