@@ -237,7 +237,9 @@ def plan(
     if small and options.work_limit is None:
         budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
-    start = _merged_start(run, problem, rng) if not small and problem.K >= MERGE_FROM else None
+    # compacted ranges: merging the K waves would mostly merge waves no block may use
+    merge = not small and problem.K >= MERGE_FROM and not compacted
+    start = _merged_start(run, problem, rng) if merge else None
     if start is None and multilevel:
         level = feasibility.coarse_level(problem, risk_weight, budget, options.seed, cycle=0)
         start = level.refine(_construct(run, level.problem, clusters=level.problem.count))
