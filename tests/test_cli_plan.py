@@ -263,6 +263,6 @@ def test_validate_with_waves_override_names_the_pin_row(
     result = migplan_cli("validate", folder, "--waves", "3")
     assert result.returncode == 2
     assert (
-        "apps.csv:3:pinned_wave: error: b: pinned_wave 5 is outside waves 1..3 (K from --waves)"
+        "apps.csv:3:pinned_wave: error: b: pinned_wave 5 is outside waves 1..3 (3 waves from --waves)"
         in result.stdout
     )

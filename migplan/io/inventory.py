@@ -386,7 +386,7 @@ def wave_range_findings(
                     Finding(
                         "error",
                         "wave-out-of-range",
-                        f"{app.app_id}: {column} {value} is outside waves 1..{k} (K from {source})",
+                        f"{app.app_id}: {column} {value} is outside waves 1..{k} ({k} waves from {source})",
                         file=APPS_FILE,
                         row=rows[i] if rows is not None else None,
                         column=column,
