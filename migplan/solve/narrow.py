@@ -41,15 +41,14 @@ MAX_ROUNDS_PER_WAVE = 4  # rounds stop after 4 K (each round moves every narrowe
 
 
 def compact_ranges(problem: Problem) -> tuple[Problem, int]:
-    """``problem`` with every range cut to waves 1..B + 1 when K > B + 1 (B blocks), and that
-    last wave; else ``problem`` and 0.
+    """(``problem`` with every range cut to waves 1..B + 1, B + 1) when K > B + 1 (B blocks)
+    and the cut is sound; else (``problem``, 0).
 
     Why: 40 apps (23 blocks) at 250 or 1,000 waves got no plan in 10 s: every model held
     B x (K - 1) wave literals, and the repair could not even clear one ``before`` rule.
 
     Sound when no block has a pin or window (but wave 1) and waves 2..K have the same
-    capacities.  Take
-    any plan; keep wave 1 as it is and renumber the occupied waves after it 2, 3, ... in
+    capacities.  Take any plan; keep wave 1 as it is and renumber the occupied waves after it 2, 3, ... in
     order: at most B + 1 waves.  The map keeps the order of waves (strictly), so every
     ``before``, ``apart`` and callees-first rule still holds, and |w(u) - w(v)| only shrinks.
     Each new period moves the same apps as some old period, so its split calls, link load
