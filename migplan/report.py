@@ -35,22 +35,51 @@ def plan_report(
     ``solver`` is passed through as given (status, seed, parameters, stages, timings,
     objective, gap); ``extra_findings`` are the loader's warnings and the solver's notes.
     """
-    ids = inv.ids
     found = [*extra_findings, *evaluation.findings, *analysis.findings(inv, plan)]
+    figures = {
+        "objective": metrics.objective(inv, plan.array, _risk_weight(inv, solver)),
+        "chatty_cost": evaluation.chatty_cost,
+        "violation_counts": dict(evaluation.violation_counts),
+        "violations": sum(evaluation.violation_counts.values()),
+        "periods": period_table(inv, evaluation),
+        "waves": wave_table(inv, evaluation),
+    }
+    return _report(inv, solver, found, {"feasible": evaluation.feasible}, figures)
+
+
+def no_plan_report(
+    inv: Inventory, solver: Mapping[str, object], reason: str, findings: Sequence[Finding]
+) -> dict[str, Any]:
+    """plan.json when no feasible plan was found: the same keys, no figures, and the reason.
+
+    Why write one at all: a script that runs the planner needs the status and the reasons
+    (the named apps, rules and numbers) as data, not only as text on stderr.
+    """
+    figures = dict.fromkeys(("objective", "chatty_cost", "violation_counts", "violations"))
+    return _report(
+        inv, solver, findings, {"feasible": False, "reason": reason}, {**figures, "periods": [], "waves": []}
+    )
+
+
+def _report(
+    inv: Inventory,
+    solver: Mapping[str, object] | None,
+    found: Sequence[Finding],
+    head: Mapping[str, Any],
+    figures: Mapping[str, Any],
+) -> dict[str, Any]:
+    """plan.json's layout: ``head`` (feasible, reason) first, then inventory, scenario, solver,
+    the plan's ``figures``, findings, cycles and bring-up order."""
+    ids = inv.ids
     return to_jsonable(
         {
             "format": REPORT_FORMAT,
             "migplan_version": __version__,
-            "feasible": evaluation.feasible,
+            **head,
             "inventory": {"apps": inv.n, "dependencies": inv.m, "dependency_qps": float(inv.edge_qps.sum())},
             "scenario": scenario_dict(inv.scenario),
             "solver": dict(solver) if solver is not None else None,
-            "objective": metrics.objective(inv, plan.array, _risk_weight(inv, solver)),
-            "chatty_cost": evaluation.chatty_cost,
-            "violation_counts": dict(evaluation.violation_counts),
-            "violations": sum(evaluation.violation_counts.values()),
-            "periods": period_table(inv, evaluation),
-            "waves": wave_table(inv, evaluation),
+            **figures,
             "findings": [finding_dict(f) for f in found],
             "cycles": [[ids[i] for i in cycle] for cycle in analysis.cycles(inv)],
             "bringup_order": [[ids[i] for i in step] for step in analysis.bringup_order(inv)],

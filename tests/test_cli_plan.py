@@ -77,18 +77,26 @@ def test_overrides_reach_the_planner(
     assert report["solver"]["seed"] == 3 and report["solver"]["workers"] == 1
 
 
-def test_infeasible_inventory_exits_1_with_the_reason_and_writes_nothing(
+def test_infeasible_inventory_exits_1_with_the_reason_in_plan_json_and_no_waves_csv(
     write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path
 ) -> None:
     folder = write_inventory(
         "app_id,qps\na,1\nb,1\nc,1\n", "caller,callee,qps\n", "waves = 2\n[wave_capacity]\napps = 1\n"
     )
     out = tmp_path / "plan"
+    out.mkdir()
+    (out / "waves.csv").write_text("app_id,wave\na,1\nb,2\nc,2\n")  # an earlier run's plan
     result = migplan_cli("plan", folder, "--out", out, "--time-limit", "10")
     assert result.returncode == 1
     assert "no feasible plan exists" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not out.exists()
+    assert "removed the earlier waves.csv" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json"]
+    report = json.loads((out / "plan.json").read_text())
+    assert report["feasible"] is False and report["solver"]["status"] == "infeasible"
+    assert report["reason"] == "no feasible plan exists (proven)"
+    assert report["chatty_cost"] is None and report["waves"] == []
+    assert any("3 apps" in f["message"] for f in report["findings"])  # the capacity finding
 
 
 def test_bad_input_exits_2(write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path) -> None:
@@ -161,13 +169,14 @@ def test_ctrl_c_on_a_large_estate_exits_promptly_either_way(tmp_path: Path) -> N
     assert waited < 30
     if process.returncode == 0:
         assert json.loads((out / "plan.json").read_text())["solver"]["status"] == "interrupted"
-    else:  # stopped before any feasible plan existed: said so, nothing written
+    else:  # stopped before any feasible plan existed: said so, no waves.csv
         assert process.returncode == 1
         assert "interrupted" in stderr
-        assert not out.exists()
+        assert json.loads((out / "plan.json").read_text())["solver"]["status"] == "interrupted"
+        assert not (out / "waves.csv").exists()
 
 
-def test_no_plan_in_the_limits_names_the_limit_and_writes_nothing(
+def test_no_plan_in_the_limits_names_the_limit_and_writes_no_waves_csv(
     migplan_cli: RunMigplan, tmp_path: Path
 ) -> None:
     """A budget too small to repair the start: exit 1, the limit and the work used are named."""
@@ -181,7 +190,11 @@ def test_no_plan_in_the_limits_names_the_limit_and_writes_nothing(
     assert "no feasible plan found within --time-limit 1 s" in result.stderr
     assert "units used" in result.stderr and "raise --time-limit" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not out.exists()
+    assert not (out / "waves.csv").exists()
+    report = json.loads((out / "plan.json").read_text())
+    assert report["solver"]["status"] == "no-plan-found"
+    assert report["reason"].startswith("no feasible plan found within --time-limit 1 s")
+    assert any(f["severity"] == "error" for f in report["findings"])  # what the closest plan breaks
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 Exit 0: a feasible plan was written (also when interrupted with a feasible plan in hand,
 marked "interrupted" in plan.json).  Exit 1: no feasible plan exists or none was found in
-time; the reason goes to stderr.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to
-stop; it returns the best feasible plan found so far.
+time; the reason goes to stderr and to plan.json (no waves.csv).  Exit 2: bad input.
+Ctrl-C / SIGTERM ask the planner to stop; it returns the best feasible plan found so far.
 """
 
 from __future__ import annotations
@@ -31,9 +31,15 @@ from migplan.cli.common import (
     print_findings,
     scenario_options,
 )
-from migplan.io.planfiles import out_dir_findings, write_plan_folder
+from migplan.io.planfiles import (
+    PLAN_FILE,
+    WAVES_FILE,
+    out_dir_findings,
+    write_no_plan_folder,
+    write_plan_folder,
+)
 from migplan.model import Inventory
-from migplan.report import plan_report
+from migplan.report import no_plan_report, plan_report
 
 if TYPE_CHECKING:
     from migplan.solve.pipeline import PlanOptions, PlanResult, Progress
@@ -95,7 +101,15 @@ def plan_command(
         result = _plan_in_thread(inv, options, show, stop)
     if result.plan is None or result.evaluation is None:
         print_findings(result.explanation)
-        click.echo(f"error: {_why_no_plan(result, time_limit)}; nothing was written", err=True)
+        why = _why_no_plan(result, time_limit)
+        with file_errors_exit("write"):
+            stale = write_no_plan_folder(
+                out_dir, no_plan_report(inv, result.solver_info, why, [*load_findings, *result.explanation])
+            )
+        removed = f", removed the earlier {WAVES_FILE}" if stale else ""
+        click.echo(
+            f"error: {why}; wrote the reasons to {out_dir / PLAN_FILE} (no {WAVES_FILE}{removed})", err=True
+        )
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)
     with file_errors_exit("write"):

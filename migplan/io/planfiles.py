@@ -154,11 +154,32 @@ def write_plan_folder(
             writer.writerow(WAVES_COLUMNS)
             writer.writerows(waves_rows(inv, plan))
 
+    write_files_atomically(
+        out_dir, {WAVES_FILE: write_waves, PLAN_FILE: _json_writer(report), **(extra or {})}
+    )
+
+
+def write_no_plan_folder(out_dir: Path, report: Mapping[str, Any]) -> bool:
+    """Write plan.json (no feasible plan: status and reasons) and remove an earlier waves.csv.
+
+    The folder then says what this run found: a waves.csv left from an earlier run next to
+    a plan.json saying "no plan" would be read as this run's plan.  Returns whether one was
+    removed.  Raises OSError when the folder cannot be written.
+    """
+    write_files_atomically(out_dir, {PLAN_FILE: _json_writer(report)})
+    stale = Path(out_dir) / WAVES_FILE
+    if stale.is_file() or stale.is_symlink():
+        stale.unlink()
+        return True
+    return False
+
+
+def _json_writer(report: Mapping[str, Any]) -> Writer:
     def write_json(path: Path) -> None:
         text = json.dumps(to_jsonable(report), indent=2, allow_nan=False, ensure_ascii=False)
         path.write_text(text + "\n", encoding="utf-8")
 
-    write_files_atomically(out_dir, {WAVES_FILE: write_waves, PLAN_FILE: write_json, **(extra or {})})
+    return write_json
 
 
 def write_files_atomically(out_dir: Path, writers: Mapping[str, Writer]) -> None:
