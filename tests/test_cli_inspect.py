@@ -111,6 +111,27 @@ def test_validate_exits_1_when_the_rules_leave_no_plan(write_inventory: WriteInv
     assert json.loads(run_migplan_in_process("validate", fine, "--json").stdout)["plan_can_exist"] is True
 
 
+def test_validate_finds_a_block_the_budgets_tie_together_too_big_for_any_wave(
+    write_inventory: WriteInventory,
+) -> None:
+    """a's budget (20 ms) is below one round trip (30 ms), so a, b and c share a wave in every
+    plan, and a wave holds 1 app: plan proved it at once, validate passed it with exit 0."""
+    folder = write_inventory(
+        "app_id,qps,latency_budget_ms\na,10,20\nb,10,\nc,5,\n",
+        "caller,callee,qps\na,b,10\nb,c,5\n",
+        "waves = 3\n[wave_capacity]\napps = 1\n",
+    )
+    result = run_migplan_in_process("validate", folder)
+    assert result.returncode == 1, result.stdout
+    assert "a, b, c (3 apps) must move in one wave" in result.stdout
+    roomy = write_inventory(
+        "app_id,qps,latency_budget_ms\na,10,20\nb,10,\nc,5,\n",
+        "caller,callee,qps\na,b,10\nb,c,5\n",
+        "waves = 3\n[wave_capacity]\napps = 3\n",
+    )
+    assert run_migplan_in_process("validate", roomy).returncode == 0
+
+
 def test_many_errors_are_capped_on_screen_but_counted(write_inventory: WriteInventory) -> None:
     apps = "app_id,qps\n" + "".join(f"a{i},x\n" for i in range(250))
     result = run_migplan_in_process("validate", write_inventory(apps))

@@ -36,6 +36,7 @@ from ortools.sat.python import cp_model
 from migplan import metrics
 from migplan.model import RESOURCES, FloatArray, IntArray, Inventory, Resource
 from migplan.solve.blocks import Blocks, block_calls, block_graph
+from migplan.solve.forced import latency_source
 from migplan.solve.integers import scaled
 
 # Fixed-point resolutions (units per 1 of the float quantity).
@@ -131,14 +132,6 @@ def latency_matrix(
         allowance = np.minimum(allowance, _room_beside_largest_call(inv, blocks, full))
     L, dropped = _drop_small_coefficients(full, allowance)
     return L, dropped, unsplittable
-
-
-def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, IntArray]:
-    """(every latency coefficient, dependencies whose split makes some app's latency
-    unbounded) from metrics.latency_coefficients, which caches them on ``inv``."""
-    result = metrics.latency_coefficients(inv, 0.0)
-    unbounded = np.flatnonzero(np.asarray(result.unbounded_edges, dtype=bool)).astype(np.int64)
-    return sp.csr_matrix(result.matrix), unbounded
 
 
 def _room_beside_largest_call(inv: Inventory, blocks: Blocks, L: sp.csr_matrix) -> FloatArray:

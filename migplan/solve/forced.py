@@ -13,10 +13,27 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from migplan import metrics
 from migplan.model import IntArray, Inventory
 from migplan.solve.blocks import Blocks, block_calls, build_blocks
 
 MAX_ROUNDS = 20
+
+
+def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, IntArray]:
+    """(every latency coefficient, dependencies whose split makes some app's latency
+    unbounded) from metrics.latency_coefficients, which caches them on ``inv``."""
+    result = metrics.latency_coefficients(inv, 0.0)
+    unbounded = np.flatnonzero(np.asarray(result.unbounded_edges, dtype=bool)).astype(np.int64)
+    return sp.csr_matrix(result.matrix), unbounded
+
+
+def contracted_blocks(inv: Inventory) -> Blocks:
+    """``inv``'s blocks with every unsplittable call contracted (no plan splits those calls).
+
+    Raises metrics.LatencyModelTooLargeError past metrics.MAX_COEFFICIENTS.
+    """
+    return contract_unsplittable(inv, *latency_source(inv))[0]
 
 
 def contract_unsplittable(

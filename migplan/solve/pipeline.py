@@ -44,12 +44,11 @@ from migplan.solve.cpsat import (
     build_model,
     build_problem,
     latency_matrix,
-    latency_source,
     objective_value,
     solve,
     violations,
 )
-from migplan.solve.forced import contract_unsplittable
+from migplan.solve.forced import contract_unsplittable, latency_source
 from migplan.solve.narrow import compact_ranges, narrow_ranges
 from migplan.solve.search import Budget
 from migplan.solve.start import LATENCY_WEIGHTS, latency_aware_start
@@ -561,30 +560,13 @@ def _evaluate(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[
 
 
 def _precheck(inv: Inventory, contracted: Blocks | None = None) -> tuple[Finding, ...]:
-    """Errors that make every plan infeasible: block conflicts and the precheck helper's checks.
-
-    On the plain blocks first: a pin conflict that only the latency contraction creates
-    is explained by ``explain`` in terms of budgets, not as a group conflict.  When the
-    plain blocks pass, the same checks run on ``contracted`` (blocks with the calls no
-    plan can split merged, ``solve.forced``): every plan keeps those apps in one wave
-    too, so the checks stay sound, and a block too big for any wave is said at once.
-    The demo at 20 waves of 5 apps holds such a 6-app block; before, the full model
-    proved it infeasible after 60 s and no core was found to say why.
-    """
+    """Errors that make every plan infeasible (``precheck.no_plan_findings``: the plain
+    blocks' conflicts and checks, then the checks on ``contracted``)."""
     try:
         module = importlib.import_module("migplan.solve.precheck")
     except ModuleNotFoundError:
-        module = None
-    blocks = build_blocks(inv)
-    if module is None:
-        found: list[Finding] = list(blocks.conflicts)
-    else:
-        found = module.no_plan_findings(inv, blocks)
-        merged = contracted is not None and contracted.count < blocks.count and not contracted.conflicts
-        if not found and merged:
-            found.extend(f for f in module.precheck(inv, contracted) if f.severity == "error")
-    unique = {(f.code, f.message): f for f in found}
-    return tuple(unique.values())
+        return tuple(build_blocks(inv).conflicts)
+    return tuple(module.no_plan_findings(inv, build_blocks(inv), contracted))
 
 
 def _explain(

@@ -24,19 +24,43 @@ from migplan import metrics
 from migplan.metrics import number_text as _num
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Rule
 from migplan.solve.blocks import Blocks, build_blocks, same_wave_pairs
+from migplan.solve.forced import contracted_blocks
 
 SHOW = 5  # items listed in one message before "and N more"
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
 REL_TOL = 1e-6  # relative margin to count as over a limit: wider than metrics' 1e-9, so noise never proves
 
 
-def no_plan_findings(inv: Inventory, blocks: Blocks | None = None) -> list[Finding]:
-    """The errors that prove no plan exists for ``inv`` as given (``blocks``: its own groups
-    and cycles, built when None): pins and windows that split a block, then the checks of
-    ``precheck``; ``validate`` uses it too, so it does not pass what ``plan`` refuses."""
+def no_plan_findings(
+    inv: Inventory, blocks: Blocks | None = None, contracted: Blocks | None = None
+) -> list[Finding]:
+    """The errors that prove no plan exists for ``inv`` as given; ``validate`` uses it too,
+    so it does not pass what ``plan`` refuses.
+
+    First on ``blocks`` (its own groups and cycles, built when None): pins and windows that
+    split a block, then the checks of ``precheck``.  When those pass, the checks run again
+    on ``contracted`` (built when None: the blocks with every call no plan can split
+    merged, ``solve.forced``): every plan keeps those apps in one wave too, so the checks
+    stay sound, and a block too big for any wave is said at once.  The demo at 20 waves of
+    5 apps holds such a 6-app block; before, the full model proved it infeasible after 60 s
+    and no core was found to say why.  A pin conflict only the contraction creates is left
+    to the latency checks, which say it in terms of budgets.
+    """
     blocks = build_blocks(inv) if blocks is None else blocks
-    found = [*blocks.conflicts, *(f for f in precheck(inv, blocks) if f.severity == "error")]
+    found = [*blocks.conflicts, *_errors(precheck(inv, blocks))]
+    if not found:
+        if contracted is None:
+            try:
+                contracted = contracted_blocks(inv)
+            except metrics.LatencyModelTooLargeError:  # the planner says so; nothing to check here
+                contracted = blocks
+        if contracted.count < blocks.count and not contracted.conflicts:
+            found = _errors(precheck(inv, contracted))
     return list({(f.code, f.message): f for f in found}.values())  # both may say the same
+
+
+def _errors(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
 
 
 def precheck(inv: Inventory, blocks: Blocks) -> tuple[Finding, ...]:
