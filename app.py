@@ -8,20 +8,24 @@ Start: ``streamlit run app.py -- --inventory datasets/demo``.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from migplan import analysis
 from migplan.io.inventory import LoadResult, load_inventory
-from migplan.io.planfiles import read_waves_csv
+from migplan.io.planfiles import PLAN_FILE, WAVES_FILE, read_waves_csv
 from migplan.metrics import evaluate
 from migplan.model import Finding, Inventory, Plan
 from migplan.ui.charts import latency_figure, period_figure, wave_figure
+
+PLANS = Path("out")  # 'Plan waves' writes PLANS/<inventory folder name>/
 
 
 def _arguments() -> argparse.Namespace:
@@ -63,6 +67,11 @@ def _overview(inv: Inventory) -> None:
     st.caption(f"{sc.source} → {sc.target}")
 
 
+def _plan_folder(folder: Path) -> Path:
+    """Where 'Plan waves' writes: one folder per inventory, so a plan is never shown for another."""
+    return PLANS / (folder.resolve().name or "inventory")
+
+
 def _plan_source(folder: Path, inv: Inventory) -> Plan | None:
     """A plan from an uploaded waves.csv, a plan folder, or the dataset's planted plan."""
     upload = st.sidebar.file_uploader("waves.csv", type=["csv"])
@@ -71,10 +80,13 @@ def _plan_source(folder: Path, inv: Inventory) -> Plan | None:
             tmp.write(upload.getvalue())
         path = Path(tmp.name)
     else:
-        candidates = [p for p in (Path("out/waves.csv"), folder / "planted-waves.csv") if p.exists()]
+        planned = _plan_folder(folder) / WAVES_FILE
+        candidates = [p for p in (planned, folder / "planted-waves.csv") if p.exists()]
         if not candidates:
             return None
         path = Path(st.sidebar.selectbox("plan", [str(p) for p in candidates]))
+        if path == planned:
+            _planner_record(planned.parent)
     plan, findings = read_waves_csv(path, inv)
     if plan is None:
         st.error(f"{path} is not a plan for this inventory")
@@ -82,12 +94,70 @@ def _plan_source(folder: Path, inv: Inventory) -> Plan | None:
     return plan
 
 
+def _planner_record(out: Path) -> None:
+    """The planner's status line from plan.json: status, quality, objective, seed."""
+    report = _read_report(out)
+    solver = report.get("solver") or {}
+    if solver:
+        objective = report.get("objective")
+        shown = f", objective {objective:,.0f}" if isinstance(objective, int | float) else ""
+        st.caption(
+            f"{out / WAVES_FILE}: {solver.get('status')} ({solver.get('quality', '')}){shown}, "
+            f"seed {solver.get('seed')}, {solver.get('seconds', 0):.0f} s"
+        )
+
+
+def _read_report(out: Path) -> dict[str, Any]:
+    """plan.json of ``out`` as a dict; empty when missing or unreadable (the page still works)."""
+    try:
+        data = json.loads((out / PLAN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _run_planner(folder: Path, seconds: int) -> None:
-    """Run the planner in its own process (CP-SAT must not block the page)."""
-    cmd = [sys.executable, "-m", "migplan", "plan", str(folder), "--out", "out", "--time-limit", str(seconds)]
-    with st.spinner(f"Planning (up to {seconds} s)…"):
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    (st.success if done.returncode == 0 else st.error)(done.stderr.strip()[-2000:] or "done")
+    """Run the planner in its own process (CP-SAT must not block the page), its progress
+    (``--progress json`` lines) on a progress bar."""
+    out = _plan_folder(folder)
+    cmd = [sys.executable, "-m", "migplan", "plan", str(folder), "--out", str(out)]
+    cmd += ["--time-limit", str(seconds), "--progress", "json"]
+    bar = st.progress(0.0, text="Planning: starting…")
+    messages: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            update = _progress_update(line)
+            if update is None:
+                messages.append(line.rstrip())
+            else:
+                bar.progress(*update)
+    bar.empty()
+    text = "\n".join(messages).strip()[-2000:]
+    if process.returncode == 0:
+        st.success(text or "done")
+        return
+    st.error(text or f"the planner exited with status {process.returncode}")
+    report = _read_report(out)
+    if report.get("feasible") is False and report.get("findings"):
+        st.dataframe(pd.DataFrame(report["findings"]), use_container_width=True)
+
+
+def _progress_update(line: str) -> tuple[float, str] | None:
+    """(fraction, label) from one ``--progress json`` line; None for any other line."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "stage" not in data:
+        return None
+    parts = [f"Planning: {data['stage']}"]
+    if data.get("objective") is not None:
+        parts.append(f"objective {data['objective']:,.0f}")
+    if data.get("violations") is not None:
+        parts.append(f"{data['violations']} violation(s) left")
+    parts.append(f"{data.get('elapsed', 0):.0f} s")
+    return min(max(float(data.get("fraction", 0.0)), 0.0), 1.0), ", ".join(parts)
 
 
 def _plan_section(inv: Inventory, plan: Plan) -> None:

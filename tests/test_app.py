@@ -30,3 +30,40 @@ def test_dashboard_reports_a_broken_inventory(tmp_path: Path, monkeypatch: pytes
     app.sidebar.text_input[0].set_value(str(tmp_path)).run()
     assert not app.exception
     assert any("errors" in e.value for e in app.error)
+
+
+def test_plan_waves_runs_the_planner_with_progress_and_shows_its_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The button writes out/<inventory name>/ (not a folder shared by every inventory) and
+    the page then shows that plan, with the planner's status from plan.json."""
+    monkeypatch.chdir(tmp_path)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    app.run()
+    app.sidebar.text_input[0].set_value(str(ROOT / "datasets" / "demo")).run()
+    app.sidebar.slider[0].set_value(5).run()
+    app.sidebar.button[0].click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert (tmp_path / "out" / "demo" / "waves.csv").exists()
+    assert any("chatty cost" in s.value for s in app.success)
+    assert app.sidebar.selectbox[0].value == "out/demo/waves.csv"
+    assert any("out/demo/waves.csv: " in c.value and "seed 0" in c.value for c in app.caption)
+    assert {m.label: m.value for m in app.metric}["feasible"] == "yes"
+
+
+def test_a_failed_planner_run_shows_its_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inventory = tmp_path / "tight"
+    inventory.mkdir()
+    (inventory / "apps.csv").write_text("app_id,qps\na,1\nb,1\nc,1\n")
+    (inventory / "dependencies.csv").write_text("caller,callee,qps\n")
+    (inventory / "scenario.toml").write_text("waves = 2\n[wave_capacity]\napps = 1\n")
+    monkeypatch.chdir(tmp_path)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    app.sidebar.text_input[0].set_value(str(inventory)).run()
+    app.sidebar.button[0].click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any("no feasible plan exists (proven)" in e.value for e in app.error)
+    shown = [df.value for df in app.dataframe if "message" in df.value]
+    assert any(frame["message"].str.contains("3 apps in total").any() for frame in shown)
+    assert not (tmp_path / "out" / "tight" / "waves.csv").exists()

@@ -279,3 +279,18 @@ def test_validate_with_waves_override_names_the_pin_row(
         "apps.csv:3:pinned_wave: error: b: pinned_wave 5 is outside waves 1..3 (3 waves from --waves)"
         in result.stdout
     )
+
+
+def test_progress_json_prints_one_object_per_line_for_scripts(
+    migplan_cli: RunMigplan, tiny_dir: Path, tmp_path: Path
+) -> None:
+    result = migplan_cli("plan", tiny_dir, "--out", tmp_path / "p", "--time-limit", "5", "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    updates = [json.loads(line) for line in lines[:-1]]
+    assert lines[-1].startswith(("optimal:", "feasible:"))  # the summary, as without --progress
+    assert {u["stage"] for u in updates} >= {"blocks", "construction"}
+    assert all(set(u) == {"stage", "fraction", "objective", "violations", "elapsed"} for u in updates)
+    assert all(0.0 <= u["fraction"] <= 1.0 for u in updates)
+    quiet = migplan_cli("plan", tiny_dir, "--out", tmp_path / "q", "--time-limit", "5", "--progress", "off")
+    assert quiet.returncode == 0 and len(quiet.stderr.strip().splitlines()) == 1

@@ -9,9 +9,11 @@ Ctrl-C / SIGTERM ask the planner to stop; it returns the best feasible plan foun
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -70,6 +72,14 @@ if TYPE_CHECKING:
     default=None,
     help="Deterministic work budget (CP-SAT deterministic seconds); default from --time-limit.",
 )
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "json", "off"]),
+    default="auto",
+    show_default=True,
+    help="Progress on stderr: a bar (auto: only on a terminal), JSON lines "
+    '({"stage", "fraction", "objective", "violations", "elapsed"}, for scripts and the dashboard), or none.',
+)
 def plan_command(
     inventory_dir: Path,
     out_text: str,
@@ -80,6 +90,7 @@ def plan_command(
     seed: int,
     workers: int,
     work_limit: float | None,
+    progress: str,
 ) -> None:
     """Plan the migration waves of INVENTORY_DIR and write waves.csv and plan.json to OUT."""
     out_dir = Path(out_text)
@@ -97,7 +108,7 @@ def plan_command(
         time_limit=time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit
     )
     stop = threading.Event()
-    with _stop_on_signals(stop), _progress_display() as show:
+    with _stop_on_signals(stop), _progress_display(progress) as show:
         result = _plan_in_thread(inv, options, show, stop)
     if result.plan is None or result.evaluation is None:
         print_findings(result.explanation)
@@ -203,9 +214,15 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress_display() -> Iterator[Any]:
-    """A rich progress bar on a terminal (stage, objective, violations left, elapsed); else nothing."""
-    if not is_terminal(sys.stderr):
+def _progress_display(mode: str = "auto") -> Iterator[Any]:
+    """A rich progress bar (stage, objective, violations left, elapsed), JSON lines, or nothing.
+
+    "auto": the bar on a terminal, nothing otherwise (logs stay clean).
+    """
+    if mode == "json":
+        yield _json_lines()
+        return
+    if mode == "off" or (mode == "auto" and not is_terminal(sys.stderr)):
         yield None
         return
     from rich.console import Console
@@ -232,3 +249,28 @@ def _progress_display() -> Iterator[Any]:
 
     with bar:
         yield show
+
+
+JSON_PROGRESS_INTERVAL = 0.25  # seconds between two JSON progress lines of the same stage
+
+
+def _json_lines() -> Callable[[Progress], None]:
+    """One JSON object per line on stderr: on every stage change, else at most every
+    JSON_PROGRESS_INTERVAL seconds (the repair reports each step, hundreds a minute)."""
+    last: dict[str, Any] = {"stage": None, "at": float("-inf")}
+
+    def show(p: Progress) -> None:
+        now = time.monotonic()
+        if p.stage == last["stage"] and now - last["at"] < JSON_PROGRESS_INTERVAL:
+            return
+        last.update(stage=p.stage, at=now)
+        line = {
+            "stage": p.stage,
+            "fraction": round(p.fraction, 4),
+            "objective": p.objective,
+            "violations": p.violations,
+            "elapsed": round(p.elapsed, 2),
+        }
+        click.echo(json.dumps(line), err=True)
+
+    return show
