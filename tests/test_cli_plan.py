@@ -116,6 +116,7 @@ def test_bad_input_exits_2(write_inventory: WriteInventory, migplan_cli: RunMigp
         ("plan", "--time-limit", "nan"),  # click's FloatRange lets nan through
         ("plan", "--time-limit", "inf"),
         ("plan", "--work-limit", "nan"),
+        ("plan", "--workers", "1000"),  # a model copy per worker: 1 GB for 40 apps
         ("generate", "--seed", "-1"),
         ("generate", "--apps", "1000000000"),  # would run out of memory, not fail
     ],
