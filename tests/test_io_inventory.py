@@ -583,3 +583,26 @@ def test_an_unclosed_quote_is_not_also_reported_as_no_rows(write_inventory: Writ
     """Regression (fuzz unclosed_quote, huge_field): a false "header but no rows" came with it."""
     result = load_inventory(write_inventory('app_id,name,qps\nweb,"Web,1\napi,API,2\n'))
     assert codes(result.errors) == ["bad-csv"]
+
+
+@pytest.mark.parametrize("name", ["Scenario.toml", "scenario.yaml", "scenario.toml.txt"])
+def test_a_misnamed_scenario_file_is_a_warning_not_a_silent_default(
+    write_inventory: WriteInventory, name: str
+) -> None:
+    """Regression (fuzz2): waves = 3 in Scenario.toml planned 12 waves with only an info note,
+    which plan and evaluate do not print."""
+    folder = write_inventory(TWO_APPS, TINY_DEPS)
+    (folder / name).write_text("waves = 3\n")
+    result = load_inventory(folder)
+    assert result.inventory is not None and result.inventory.K == 12
+    note = only(result.findings, "default-scenario")
+    assert note.severity == "warning" and f"{name} is not read" in note.message
+    (folder / name).unlink()
+    assert only(load_inventory(folder).findings, "default-scenario").severity == "info"
+
+
+def test_a_scenario_nested_too_deeply_is_an_error_not_a_traceback(write_inventory: WriteInventory) -> None:
+    """Regression (fuzz2): 500 nested arrays raised RecursionError out of tomllib."""
+    deep = "x = " + "[" * 500 + "]" * 500 + "\n"
+    bad = only(load_inventory(write_inventory(TWO_APPS, TINY_DEPS, deep)).errors, "bad-toml")
+    assert bad.file == "scenario.toml" and "nested too deeply" in bad.message

@@ -212,11 +212,26 @@ def _read_scenario(path: Path, ids: Collection[str] | None) -> tuple[Scenario | 
     if not path.exists():
         default = Scenario()
         note = f"no {SCENARIO_FILE}: using defaults ({default.waves} waves, rtt {default.rtt_ms:g} ms)"
+        near = _near_scenario_files(path.parent)
+        if near:  # Scenario.toml, scenario.yaml, scenario.toml.txt: meant as the scenario, never read
+            listed = ", ".join(near)
+            verb = "is" if len(near) == 1 else "are"
+            note += f"; {listed} {verb} not read: the file must be named {SCENARIO_FILE}"
+            return default, [Finding("warning", "default-scenario", note, file=SCENARIO_FILE, value=listed)]
         return default, [Finding("info", "default-scenario", note, file=SCENARIO_FILE)]
     text, problems = read_text(path, SCENARIO_FILE)
     if text is None:
         return None, problems
     return parse_scenario(text, ids)
+
+
+def _near_scenario_files(folder: Path) -> list[str]:
+    """Files whose name starts with "scenario" in any case (sorted): a misnamed scenario file."""
+    try:
+        names = [entry.name for entry in folder.iterdir() if entry.is_file()]
+    except OSError:
+        return []
+    return sorted(name for name in names if name.lower().startswith("scenario"))
 
 
 def _read_dependencies(table: Table, ids: Collection[str] | None) -> tuple[list[Dependency], list[Finding]]:

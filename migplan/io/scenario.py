@@ -94,6 +94,16 @@ def parse_scenario(text: str, app_ids: Collection[str] | None) -> tuple[Scenario
     """Parse and check scenario.toml text; constraint apps are checked against ``app_ids`` if given."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nesting level: 500 nested arrays overflow it
+        return None, [
+            Finding(
+                "error",
+                "bad-toml",
+                "arrays or tables nested too deeply to read",
+                file=FILE,
+                expected="the keys of the scenario file (see the README), nested at most a few levels",
+            )
+        ]
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
         row = int(match.group(1)) if match else max(1, len(text.splitlines()))  # "at end of document"
