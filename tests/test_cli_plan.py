@@ -85,13 +85,17 @@ def test_infeasible_inventory_exits_1_with_the_reason_in_plan_json_and_no_waves_
     )
     out = tmp_path / "plan"
     out.mkdir()
-    (out / "waves.csv").write_text("app_id,wave\na,1\nb,2\nc,2\n")  # an earlier run's plan
+    earlier = "app_id,wave\na,1\nb,2\nc,2\n"
+    (out / "waves.csv").write_text(earlier)  # an earlier run's plan and its report
+    (out / "plan.json").write_text('{"feasible": true}\n')
     result = migplan_cli("plan", folder, "--out", out, "--time-limit", "10")
     assert result.returncode == 1
     assert "no feasible plan exists" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "removed the earlier waves.csv" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["plan.json"]
+    assert "the earlier plan is now waves.previous.csv" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json", "plan.previous.json", "waves.previous.csv"]
+    assert (out / "waves.previous.csv").read_text() == earlier
+    assert json.loads((out / "plan.previous.json").read_text()) == {"feasible": True}
     report = json.loads((out / "plan.json").read_text())
     assert report["feasible"] is False and report["solver"]["status"] == "infeasible"
     assert report["reason"] == "no feasible plan exists (proven)"
@@ -170,11 +174,10 @@ def test_ctrl_c_on_a_large_estate_exits_promptly_either_way(tmp_path: Path) -> N
     assert waited < 30
     if process.returncode == 0:
         assert json.loads((out / "plan.json").read_text())["solver"]["status"] == "interrupted"
-    else:  # stopped before any feasible plan existed: said so, no waves.csv
+    else:  # stopped before any feasible plan existed: said so, the folder left as it was
         assert process.returncode == 1
-        assert "interrupted" in stderr
-        assert json.loads((out / "plan.json").read_text())["solver"]["status"] == "interrupted"
-        assert not (out / "waves.csv").exists()
+        assert "interrupted" in stderr and "nothing was written" in stderr
+        assert not out.exists()
 
 
 def test_no_plan_in_the_limits_names_the_limit_and_writes_no_waves_csv(

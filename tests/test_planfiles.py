@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -211,3 +213,53 @@ def test_writable_out_paths_pass_and_leave_nothing_behind(
     (tmp_path / "existing").mkdir()
     assert out_dir_findings(raw) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # the probe folder is gone
+
+
+def test_a_failed_move_puts_the_files_already_moved_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (fuzz2): with plan.json immutable, waves.csv was replaced and plan.json not,
+    leaving a 40-app plan next to a 60-app report."""
+    (tmp_path / "waves.csv").write_text("old waves\n")
+    (tmp_path / "plan.json").write_text("old report\n")
+    real_replace = os.replace
+
+    def fail_on_plan_json(src: str | Path, dst: str | Path) -> None:
+        if Path(dst) == tmp_path / "plan.json" and ".migplan-" in str(src):
+            raise PermissionError(1, "Operation not permitted")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_plan_json)
+    writers = {"waves.csv": _text("new waves\n"), "plan.json": _text("new report\n"), "extra.txt": _text("x")}
+    with pytest.raises(OSError) as caught:
+        write_files_atomically(tmp_path, writers)
+    assert caught.value.filename == str(tmp_path / "plan.json")  # not the hidden temporary file
+    assert (tmp_path / "waves.csv").read_text() == "old waves\n"
+    assert (tmp_path / "plan.json").read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json", "waves.csv"]
+
+
+def test_a_writer_error_names_the_file_in_the_folder(tmp_path: Path) -> None:
+    """Disk full named no file at all ("cannot write: No space left on device")."""
+
+    def full(path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError) as caught:
+        write_files_atomically(tmp_path, {"plan.json": full})
+    assert caught.value.filename == str(tmp_path / "plan.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_where_plan_json_goes_is_refused_before_solving(tmp_path: Path) -> None:
+    (tmp_path / "plan.json").mkdir()
+    (finding,) = out_dir_findings(str(tmp_path), files=("waves.csv", "plan.json"))
+    assert "holds plan.json as a folder" in finding.message
+    assert out_dir_findings(str(tmp_path)) == []
+
+
+def _text(content: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        path.write_text(content)
+
+    return write

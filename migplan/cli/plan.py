@@ -2,8 +2,10 @@
 
 Exit 0: a feasible plan was written (also when interrupted with a feasible plan in hand,
 marked "interrupted" in plan.json).  Exit 1: no feasible plan exists or none was found in
-time; the reason goes to stderr and to plan.json (no waves.csv).  Exit 2: bad input.
-Ctrl-C / SIGTERM ask the planner to stop; it returns the best feasible plan found so far.
+time; the reason goes to stderr and to plan.json (no waves.csv; an earlier plan there is
+kept as waves.previous.csv), except after Ctrl-C / SIGTERM, which leave the folder as it
+was.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to stop; it returns the best
+feasible plan found so far.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from migplan.cli.common import (
 )
 from migplan.io.planfiles import (
     PLAN_FILE,
+    PREVIOUS_WAVES_FILE,
     WAVES_FILE,
     out_dir_findings,
     write_no_plan_folder,
@@ -109,7 +112,9 @@ def plan_command(
         waves=waves,
         rtt_ms=rtt_ms,
         risk_weight=risk_weight,
-        extra=out_dir_findings(out_text),  # before solving: a bad --out must not cost the solve
+        extra=out_dir_findings(
+            out_text, files=(WAVES_FILE, PLAN_FILE)
+        ),  # before solving: a bad --out must not cost the solve
     )
     # imported here: ortools costs about a second, which other subcommands should not pay
     from migplan.solve.pipeline import PlanOptions
@@ -123,13 +128,16 @@ def plan_command(
     if result.plan is None or result.evaluation is None:
         print_findings(result.explanation)
         why = _why_no_plan(result, time_limit)
+        if result.status == "interrupted":  # stopped by the user: the folder stays as it was
+            click.echo(f"error: {why}; nothing was written to {out_dir}", err=True)
+            raise SystemExit(EXIT_INFEASIBLE)
         with file_errors_exit("write"):
-            stale = write_no_plan_folder(
+            kept = write_no_plan_folder(
                 out_dir, no_plan_report(inv, result.solver_info, why, [*load_findings, *result.explanation])
             )
-        removed = f", removed the earlier {WAVES_FILE}" if stale else ""
+        earlier = f"; the earlier plan is now {PREVIOUS_WAVES_FILE}" if kept else ""
         click.echo(
-            f"error: {why}; wrote the reasons to {out_dir / PLAN_FILE} (no {WAVES_FILE}{removed})", err=True
+            f"error: {why}; wrote the reasons to {out_dir / PLAN_FILE} (no {WAVES_FILE}{earlier})", err=True
         )
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)

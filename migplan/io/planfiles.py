@@ -11,12 +11,14 @@ bad --out found only after an hour of solving loses the hour.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from migplan.report import to_jsonable
 
 WAVES_FILE = "waves.csv"
 PLAN_FILE = "plan.json"
+PREVIOUS_WAVES_FILE = "waves.previous.csv"  # an earlier plan, kept when a later run found none
+PREVIOUS_PLAN_FILE = "plan.previous.json"
 WAVES_COLUMNS = ("app_id", "wave", "name", "team", "kind", "criticality", "moved_with")
 
 Writer = Callable[[Path], object]  # fills the file at the given path; any return value is ignored
@@ -160,18 +164,34 @@ def write_plan_folder(
 
 
 def write_no_plan_folder(out_dir: Path, report: Mapping[str, Any]) -> bool:
-    """Write plan.json (no feasible plan: status and reasons) and remove an earlier waves.csv.
+    """Write plan.json (no feasible plan: status and reasons); keep an earlier plan aside.
 
-    The folder then says what this run found: a waves.csv left from an earlier run next to
-    a plan.json saying "no plan" would be read as this run's plan.  Returns whether one was
-    removed.  Raises OSError when the folder cannot be written.
+    A waves.csv left from an earlier run next to a plan.json saying "no plan" would be read
+    as this run's plan, and deleting it would lose a good plan to a run with a shorter
+    time limit: it becomes waves.previous.csv (its plan.json plan.previous.json), written
+    with the new plan.json in one atomic step.  Returns whether an earlier plan was kept so.
+    Raises OSError when the folder cannot be written.
     """
-    write_files_atomically(out_dir, {PLAN_FILE: _json_writer(report)})
-    stale = Path(out_dir) / WAVES_FILE
-    if stale.is_file() or stale.is_symlink():
-        stale.unlink()
+    out_dir = Path(out_dir)
+    earlier = out_dir / WAVES_FILE
+    writers: dict[str, Writer] = {}
+    if earlier.is_file():
+        writers[PREVIOUS_WAVES_FILE] = _copy_of(earlier)
+        if (out_dir / PLAN_FILE).is_file():
+            writers[PREVIOUS_PLAN_FILE] = _copy_of(out_dir / PLAN_FILE)
+    writers[PLAN_FILE] = _json_writer(report)
+    write_files_atomically(out_dir, writers)
+    if PREVIOUS_WAVES_FILE in writers:
+        earlier.unlink()
         return True
     return False
+
+
+def _copy_of(source: Path) -> Writer:
+    def copy(path: Path) -> None:
+        shutil.copy2(source, path)
+
+    return copy
 
 
 def _json_writer(report: Mapping[str, Any]) -> Writer:
@@ -186,27 +206,74 @@ def write_files_atomically(out_dir: Path, writers: Mapping[str, Writer]) -> None
     """Each writer fills a file in a hidden temporary folder inside ``out_dir``; all are then moved in.
 
     Other files already in ``out_dir`` are left alone.  On any failure the temporary folder
-    is removed and ``out_dir`` keeps its old files (missing parent folders are created first).
+    is removed and ``out_dir`` keeps its old files (missing parent folders are created first):
+    before the first move every file to be replaced is linked (or copied) aside, and if a
+    later move fails the ones already moved are put back, so the folder never holds a new
+    waves.csv next to an old plan.json.  An OSError names the file in ``out_dir``, never
+    the temporary one.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".migplan-", suffix=".tmp", dir=out_dir))
     try:
         for name, write in writers.items():
-            write(staging / name)
-        for name in writers:
-            os.replace(staging / name, out_dir / name)
+            with _naming(out_dir / name):
+                write(staging / name)
+        _move_in(staging, out_dir, list(writers))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def out_dir_findings(raw: str, option: str = "--out") -> list[Finding]:
+def _move_in(staging: Path, out_dir: Path, names: list[str]) -> None:
+    """Move the staged files over ``out_dir``'s: all of them, or none (see above)."""
+    backups: dict[str, Path] = {}
+    for name in names:
+        target = out_dir / name
+        with _naming(target):
+            if target.is_dir() and not target.is_symlink():
+                raise IsADirectoryError(errno.EISDIR, "is a folder, not a file")
+            if target.exists() or target.is_symlink():
+                backups[name] = _set_aside(target, staging / f".previous-{name}")
+    moved: list[str] = []
+    try:
+        for name in names:
+            with _naming(out_dir / name):
+                os.replace(staging / name, out_dir / name)
+            moved.append(name)
+    except OSError:
+        for name in moved:  # put the old files back: the folder stays as it was
+            if name in backups:
+                os.replace(backups[name], out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _set_aside(target: Path, backup: Path) -> Path:
+    """A second name for ``target``'s current content: a hard link, else a copy."""
+    try:
+        os.link(target, backup, follow_symlinks=False)
+    except OSError:  # no hard links on this file system, or an immutable file (its move fails later)
+        shutil.copy2(target, backup, follow_symlinks=False)
+    return backup
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise an OSError with ``path`` as its file (disk full names no file at all)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def out_dir_findings(raw: str, option: str = "--out", files: tuple[str, ...] = ()) -> list[Finding]:
     """Why no plan folder can be written at ``raw`` (empty if one can), checked before solving.
 
     ``raw`` must be an existing folder, or a missing path whose nearest existing parent is a
     folder (missing folders in between are created).  Writability is tested by creating and
     removing a hidden folder there: permission bits do not tell for root, read-only mounts
-    or /proc.
+    or /proc.  None of ``files`` (the names to be written) may be a folder in ``raw``.
     """
 
     def bad(reason: str) -> list[Finding]:
@@ -228,6 +295,11 @@ def out_dir_findings(raw: str, option: str = "--out") -> list[Finding]:
         if not path.is_dir():
             kind = "an existing file" if path.is_file() else "a special file (device, FIFO or socket)"
             return bad(f"is {kind}, not a folder")
+        folders = [name for name in files if (path / name).is_dir() and not (path / name).is_symlink()]
+        if folders:
+            return bad(
+                f"holds {', '.join(folders)} as a folder, where the file of that name is to be written"
+            )
         where = path
     elif path.is_symlink():
         return bad("is a symbolic link to a missing target")
