@@ -72,26 +72,30 @@ def _plan_folder(folder: Path) -> Path:
     return PLANS / (folder.resolve().name or "inventory")
 
 
-def _plan_source(folder: Path, inv: Inventory) -> Plan | None:
-    """A plan from an uploaded waves.csv, a plan folder, or the dataset's planted plan."""
+def _plan_source(folder: Path, inv: Inventory) -> tuple[Plan | None, bool]:
+    """(plan, whether a plan file was offered) from an uploaded waves.csv, the planner's
+    folder for this inventory, or the dataset's planted plan."""
     upload = st.sidebar.file_uploader("waves.csv", type=["csv"])
     if upload is not None:
-        with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as tmp:
-            tmp.write(upload.getvalue())
-        path = Path(tmp.name)
+        name = Path(upload.name).name or "waves.csv"
+        with tempfile.TemporaryDirectory() as tmp:  # removed at once: reruns leave nothing behind
+            path = Path(tmp) / name  # findings then name the uploaded file, not a temporary one
+            path.write_bytes(upload.getvalue())
+            plan, findings = read_waves_csv(path, inv)
     else:
         planned = _plan_folder(folder) / WAVES_FILE
         candidates = [p for p in (planned, folder / "planted-waves.csv") if p.exists()]
         if not candidates:
-            return None
+            return None, False
         path = Path(st.sidebar.selectbox("plan", [str(p) for p in candidates]))
+        name = str(path)
         if path == planned:
             _planner_record(planned.parent)
-    plan, findings = read_waves_csv(path, inv)
+        plan, findings = read_waves_csv(path, inv)
     if plan is None:
-        st.error(f"{path} is not a plan for this inventory")
+        st.error(f"{name} is not a plan for this inventory")
         st.dataframe(_findings_table(findings))
-    return plan
+    return plan, True
 
 
 def _planner_record(out: Path) -> None:
@@ -140,7 +144,7 @@ def _run_planner(folder: Path, seconds: int) -> None:
     st.error(text or f"the planner exited with status {process.returncode}")
     report = _read_report(out)
     if report.get("feasible") is False and report.get("findings"):
-        st.dataframe(pd.DataFrame(report["findings"]), use_container_width=True)
+        st.dataframe(pd.DataFrame(report["findings"]), width="stretch")
 
 
 def _progress_update(line: str) -> tuple[float, str] | None:
@@ -167,14 +171,14 @@ def _plan_section(inv: Inventory, plan: Plan) -> None:
     cols[1].metric("feasible", "yes" if ev.feasible else "no")
     cols[2].metric("peak cross-site QPS", f"{ev.cross_site_qps.max(initial=0):,.0f}")
     cols[3].metric("peak link load", f"{ev.link_load_gbps.max(initial=0):.2f} Gbps")
-    st.plotly_chart(period_figure(inv, ev), use_container_width=True)
+    st.plotly_chart(period_figure(inv, ev), width="stretch")
     left, right = st.columns(2)
-    left.plotly_chart(wave_figure(inv, ev), use_container_width=True)
-    right.plotly_chart(latency_figure(inv, ev), use_container_width=True)
+    left.plotly_chart(wave_figure(inv, ev), width="stretch")
+    right.plotly_chart(latency_figure(inv, ev), width="stretch")
     violations = [f for f in ev.findings if f.severity == "error"]
     if violations:
         st.subheader(f"{len(violations)} violations")
-        st.dataframe(_findings_table(violations), use_container_width=True)
+        st.dataframe(_findings_table(violations), width="stretch")
     table = pd.DataFrame(
         {
             "app_id": inv.ids,
@@ -184,7 +188,7 @@ def _plan_section(inv: Inventory, plan: Plan) -> None:
             "qps": [a.qps for a in inv.apps],
         }
     ).sort_values(["wave", "app_id"])
-    st.dataframe(table, use_container_width=True, hide_index=True)
+    st.dataframe(table, width="stretch", hide_index=True)
 
 
 def main() -> None:
@@ -194,7 +198,7 @@ def main() -> None:
     result = _load(str(folder), _stamp(folder))
     if result.findings:
         with st.expander(f"{len(result.findings)} findings while loading", expanded=result.inventory is None):
-            st.dataframe(_findings_table(result.findings), use_container_width=True)
+            st.dataframe(_findings_table(result.findings), width="stretch")
     inv = result.inventory
     if inv is None:
         st.error("The inventory has errors; fix them and reload.")
@@ -203,13 +207,14 @@ def main() -> None:
     facts = analysis.findings(inv)
     if facts:
         with st.expander(f"{len(facts)} dependency findings (cycles, control plane, …)"):
-            st.dataframe(_findings_table(facts), use_container_width=True)
+            st.dataframe(_findings_table(facts), width="stretch")
     seconds = st.sidebar.slider("planner time limit (s)", 5, 300, 30)
     if st.sidebar.button("Plan waves"):
         _run_planner(folder, seconds)
-    plan = _plan_source(folder, inv)
+    plan, offered = _plan_source(folder, inv)
     if plan is None:
-        st.info("No plan yet: press 'Plan waves' or upload a waves.csv.")
+        if not offered:
+            st.info("No plan yet: press 'Plan waves' or upload a waves.csv.")
         return
     _plan_section(inv, plan)
 

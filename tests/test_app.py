@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,22 @@ def test_a_failed_planner_run_shows_its_reasons(tmp_path: Path, monkeypatch: pyt
     shown = [df.value for df in app.dataframe if "message" in df.value]
     assert any(frame["message"].str.contains("3 apps in total").any() for frame in shown)
     assert not (tmp_path / "out" / "tight" / "waves.csv").exists()
+
+
+def test_an_uploaded_plan_is_read_by_its_own_name_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (fuzz2): each upload and rerun left /tmp/tmpXXXX.csv behind, and errors
+    named that file instead of the upload."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the app's temporary files go
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    app.sidebar.file_uploader[0].set_value(("my-plan.csv", b"app_id,wave\nnot-an-app,1\n", "text/csv")).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any(e.value == "my-plan.csv is not a plan for this inventory" for e in app.error)
+    assert not any("No plan yet" in i.value for i in app.info)  # the error says what happened
+    planted = (ROOT / "datasets" / "demo" / "planted-waves.csv").read_bytes()
+    app.sidebar.file_uploader[0].set_value(("planted.csv", planted, "text/csv")).run()
+    assert {m.label: m.value for m in app.metric}["feasible"] == "yes"
+    assert list(tmp_path.iterdir()) == []
