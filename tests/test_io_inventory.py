@@ -606,3 +606,18 @@ def test_a_scenario_nested_too_deeply_is_an_error_not_a_traceback(write_inventor
     deep = "x = " + "[" * 500 + "]" * 500 + "\n"
     bad = only(load_inventory(write_inventory(TWO_APPS, TINY_DEPS, deep)).errors, "bad-toml")
     assert bad.file == "scenario.toml" and "nested too deeply" in bad.message
+
+
+def test_a_rule_naming_thousands_of_unknown_apps_gets_one_short_error(
+    write_inventory: WriteInventory,
+) -> None:
+    """Regression (fuzz2): 30,000 names took 25 s (a quadratic repeat check) and printed a
+    698 KB line; the names now show the first 20 and a count."""
+    names = ", ".join(f'"ghost-{i}"' for i in range(3000))
+    rule = f'[[constraint]]\nkind = "before"\napps = [{names}, "ghost-7"]\n'
+    errors = load_inventory(write_inventory(TWO_APPS, TINY_DEPS, rule)).errors
+    unknown, repeated = only(errors, "rule-unknown-app"), only(errors, "rule-repeats-app")
+    assert unknown.message == "constraint[1] (before) names 3,001 app(s) not in apps.csv"
+    assert unknown.value is not None and unknown.value.endswith("ghost-19 and 2,981 more")
+    assert len(unknown.apps) == 3001  # every name stays in the finding (--json)
+    assert "ghost-7" in repeated.message

@@ -28,6 +28,7 @@ from migplan.io.schema import WaveRow, validate_row
 from migplan.io.table import read_table
 from migplan.model import Finding, Inventory, Plan
 from migplan.report import to_jsonable
+from migplan.text import listing
 
 WAVES_FILE = "waves.csv"
 PLAN_FILE = "plan.json"
@@ -104,7 +105,7 @@ def read_waves_csv(path: Path, inv: Inventory) -> tuple[Plan | None, tuple[Findi
         waves.setdefault(app_id, (wave, rec.row))
     missing = [a for a in inv.ids if a not in mentioned]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = listing(missing, 10)
         findings.append(
             Finding(
                 "error",

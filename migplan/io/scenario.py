@@ -21,6 +21,7 @@ import json
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from migplan.io.schema import MAX_NUMBER, NUMBER, NonNegative
 from migplan.model import Finding, Rule, Scenario
+from migplan.text import listing
 
 FILE = "scenario.toml"
 MAX_WAVES = 1000
@@ -234,13 +236,13 @@ def _rules(raw: object, app_ids: Collection[str] | None, lines: _Lines) -> tuple
             findings += _errors(exc, fields, label, lines, i)
             continue
         row = lines.find("constraint", "apps", i)
-        repeated = sorted({a for a in parsed.apps if parsed.apps.count(a) > 1})
+        repeated = sorted(a for a, times in Counter(parsed.apps).items() if times > 1)
         if repeated:
             findings.append(
                 Finding(
                     "error",
                     "rule-repeats-app",
-                    f"{label} ({parsed.kind}) lists {', '.join(repeated)} more than once",
+                    f"{label} ({parsed.kind}) lists {listing(repeated, 20)} more than once",
                     file=FILE,
                     row=row,
                     column=f"{label}.apps",
@@ -253,11 +255,11 @@ def _rules(raw: object, app_ids: Collection[str] | None, lines: _Lines) -> tuple
                 Finding(
                     "error",
                     "rule-unknown-app",
-                    f"{label} ({parsed.kind}) names app(s) not in apps.csv: {', '.join(unknown)}",
+                    f"{label} ({parsed.kind}) names {len(unknown):,} app(s) not in apps.csv",
                     file=FILE,
                     row=row,
                     column=f"{label}.apps",
-                    value=", ".join(unknown),
+                    value=listing(unknown, 20),
                     expected="app ids from apps.csv",
                     apps=tuple(unknown),
                 )

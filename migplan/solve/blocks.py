@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from migplan.model import Finding, FloatArray, IntArray, Inventory, Resource
+from migplan.text import listing
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _conflict(inv: Inventory, members: tuple[int, ...], lo: int, hi: int, latenc
             hi_a = app.latest_wave or inv.K
             parts.append(f"{app.app_id} allowed waves {lo_a}..{hi_a}")
     ids = tuple(inv.apps[i].app_id for i in members)
-    shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+    shown = listing(ids, 8)
     why = "; ".join(parts) if len(members) > 1 else parts[0] if parts else ""
     message = (
         f"no wave fits {shown}: they must move together ({_why_together(inv, members, latency_merged)})"

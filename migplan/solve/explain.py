@@ -21,6 +21,7 @@ from migplan.model import Finding, IntArray, Inventory
 from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import ModelOptions, Problem, WaveModel, build_model, build_problem, solve
 from migplan.solve.search import Budget
+from migplan.text import listing
 
 EXPLAIN_MAX_BLOCKS = 3000
 # budget terms (latency coefficients x periods) the proof model may hold: building one
@@ -111,14 +112,13 @@ def _unbounded_note(inv: Inventory, unbounded_edges: IntArray) -> tuple[Finding,
     if len(unbounded_edges) == 0:
         return ()
     deps = [inv.dependencies[int(e)] for e in unbounded_edges[:6]]
-    calls = ", ".join(f"{d.caller} → {d.callee}" for d in deps)
-    more = f" and {len(unbounded_edges) - 6} more" if len(unbounded_edges) > 6 else ""
+    calls = listing((f"{d.caller} → {d.callee}" for d in deps), 6, total=len(unbounded_edges))
     apps = tuple(dict.fromkeys(a for d in deps for a in (d.caller, d.callee)))
     return (
         Finding(
             "error",
             "core-unbounded-latency",
-            f"calls {calls}{more} can never be split: they lie below a circular chain of sync calls"
+            f"calls {calls} can never be split: they lie below a circular chain of sync calls"
             " whose calls per request multiply to 1 or more, so splitting them makes latency unbounded;"
             " their apps move in one wave",
             apps=apps,

@@ -25,6 +25,7 @@ from migplan.metrics import number_text as _num
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Rule
 from migplan.solve.blocks import Blocks, build_blocks, same_wave_pairs
 from migplan.solve.forced import contracted_blocks
+from migplan.text import listing
 
 SHOW = 5  # items listed in one message before "and N more"
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
@@ -281,10 +282,7 @@ def _path(graph: sp.csr_matrix, src: int, dst: int) -> list[int] | None:
 
 
 def _listing(items: Sequence[str], show: int = SHOW) -> str:
-    """'a, b, c and 4 more'."""
-    items = list(items)
-    head = ", ".join(items[:show])
-    return head + (f" and {len(items) - show} more" if len(items) > show else "")
+    return listing(items, show)
 
 
 def _chain(items: Sequence[str], sep: str, show: int = 6) -> str:
