@@ -261,6 +261,22 @@ def test_generate_command_writes_a_loadable_folder_with_a_feasible_planted_plan(
     assert metrics.evaluate(loaded.inventory, plan).feasible
 
 
+def test_generate_does_not_overwrite_an_inventory_without_force(tmp_path: Path) -> None:
+    """Regression (fuzz2): --out an existing inventory silently replaced its three files."""
+    out = tmp_path / "estate"
+    out.mkdir()
+    (out / "apps.csv").write_text("app_id,qps\nmine,1\n")
+    args = ["generate", "--apps", "40", "--out", str(out)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2
+    assert "--out " + str(out) + " already holds apps.csv" in refused.output and "--force" in refused.output
+    assert (out / "apps.csv").read_text() == "app_id,qps\nmine,1\n"
+    assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+    assert load_inventory(out).inventory == generate_estate(40, 0).inventory
+    empty = CliRunner().invoke(main, ["generate", "--apps", "40", "--out", ""])
+    assert empty.exit_code == 2 and "--out is empty" in empty.output
+
+
 @pytest.mark.parametrize("args", [["--apps", "5"], ["--apps", "50", "--waves", "0"], ["--apps", "x"]])
 def test_generate_command_rejects_bad_arguments_with_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(main, ["generate", *args, "--out", str(tmp_path / "o")])

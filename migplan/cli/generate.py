@@ -9,7 +9,13 @@ import click
 from migplan.cli import main
 from migplan.cli.common import EXIT_BAD_INPUT, SEED, fail, file_errors_exit
 from migplan.generate_options import MAX_APPS, MAX_RTT_MS, MIN_APPS, MIN_WAVES, option_problems
+from migplan.io.inventory import APPS_FILE, DEPENDENCIES_FILE
+from migplan.io.planfiles import out_dir_findings
+from migplan.io.scenario import FILE as SCENARIO_FILE
 from migplan.io.scenario import MAX_WAVES
+from migplan.text import listing
+
+INVENTORY_FILES = (APPS_FILE, DEPENDENCIES_FILE, SCENARIO_FILE)
 
 
 @main.command()
@@ -21,9 +27,8 @@ from migplan.io.scenario import MAX_WAVES
     help=f"Number of applications: at least max({MIN_APPS}, 3 x waves), at most {MAX_APPS:,}.",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same files).")
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Inventory folder to write."
-)
+@click.option("--out", "out_text", type=str, required=True, help="Inventory folder to write.")
+@click.option("--force", is_flag=True, help="Overwrite the inventory files already in OUT.")
 @click.option(
     "--waves", type=int, default=12, show_default=True, help=f"Number of waves K, {MIN_WAVES} to {MAX_WAVES}."
 )
@@ -34,21 +39,30 @@ from migplan.io.scenario import MAX_WAVES
     show_default=True,
     help=f"Extra cross-site round-trip time, 0 to {MAX_RTT_MS:,.0f} ms.",
 )
-def generate(n_apps: int, seed: int, out_dir: Path, waves: int, rtt_ms: float) -> None:
+def generate(n_apps: int, seed: int, out_text: str, force: bool, waves: int, rtt_ms: float) -> None:
     """Write a synthetic estate (apps.csv, dependencies.csv, scenario.toml) to OUT.
 
     The estate is built around a planted plan, written as planted-waves.csv: every
     budget, capacity and limit is set so that this plan is feasible.
     """
-    problems = option_problems(n_apps, waves, rtt_ms)
-    if problems:
-        listed = "; ".join(
-            f"--{name.replace('_', '-')} {value}: expected {expected}" for name, value, expected in problems
-        )
-        fail(EXIT_BAD_INPUT, f"{len(problems)} bad option(s): {listed}; nothing was written")
     # imported here so other subcommands do not pay for the generator at start-up
     from migplan.generate import generate_estate
     from migplan.io.writer import PLANTED_FILE, plan_writer, write_inventory
+
+    problems = [
+        f"--{name.replace('_', '-')} {value}: expected {expected}"
+        for name, value, expected in option_problems(n_apps, waves, rtt_ms)
+    ]
+    problems += [f"{f.message}: expected {f.expected}" for f in out_dir_findings(out_text)]
+    out_dir = Path(out_text)
+    existing = [name for name in (*INVENTORY_FILES, PLANTED_FILE) if (out_dir / name).exists()]
+    if existing and not force and not problems:
+        problems.append(
+            f"--out {out_text} already holds {listing(existing)}: expected a new or empty folder "
+            "(or --force to overwrite them)"
+        )
+    if problems:
+        fail(EXIT_BAD_INPUT, f"{len(problems)} bad option(s): {'; '.join(problems)}; nothing was written")
 
     estate = generate_estate(n_apps, seed, waves=waves, rtt_ms=rtt_ms)
     inv = estate.inventory
