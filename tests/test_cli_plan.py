@@ -298,3 +298,20 @@ def test_progress_json_prints_one_object_per_line_for_scripts(
     assert all(0.0 <= u["fraction"] <= 1.0 for u in updates)
     quiet = migplan_cli("plan", tiny_dir, "--out", tmp_path / "q", "--time-limit", "5", "--progress", "off")
     assert quiet.returncode == 0 and len(quiet.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("after", [0.1, 0.4, 0.8])
+def test_ctrl_c_while_starting_up_gives_no_traceback(tiny_dir: Path, tmp_path: Path, after: float) -> None:
+    """Regression (fuzz2): Ctrl-C within the first second (imports) printed a KeyboardInterrupt
+    traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migplan", "plan", str(tiny_dir), "--out", str(tmp_path / "p")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    assert process.returncode in (0, 1), stderr  # 0 when it finished before the signal
