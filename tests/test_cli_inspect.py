@@ -212,3 +212,20 @@ def test_file_errors_exit_turns_an_os_error_into_exit_2(capsys: pytest.CaptureFi
         raise PermissionError(13, "Permission denied", "/x/plan.json")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: cannot write /x/plan.json: Permission denied\n"
+
+
+def test_evaluate_names_the_options_the_plan_was_made_with(tiny_dir: Path, tmp_path: Path) -> None:
+    """Regression (fuzz2): a plan made with --rtt-ms 5 was judged at the inventory's 30 ms
+    without a word about the plan.json beside it."""
+    plan = tmp_path / "waves.csv"
+    plan.write_text(TINY_PLAN.read_text())
+    (tmp_path / "plan.json").write_text(
+        json.dumps({"scenario": {"waves": 3, "rtt_ms": 5.0, "risk_weight": 1}})
+    )
+    result = run_migplan_in_process("evaluate", tiny_dir, "--plan", plan)
+    assert "made with rtt_ms = 5, the inventory has 30: add --rtt-ms 5" in result.stderr
+    assert "waves = " not in result.stderr  # the same waves: nothing to say
+    matched = run_migplan_in_process("evaluate", tiny_dir, "--plan", plan, "--rtt-ms", "5")
+    assert "made with" not in matched.stderr
+    (tmp_path / "plan.json").write_text("not json")
+    assert "made with" not in run_migplan_in_process("evaluate", tiny_dir, "--plan", plan).stderr

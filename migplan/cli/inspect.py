@@ -100,13 +100,14 @@ def evaluate(
 ) -> None:
     """Measure the plan in WAVES_CSV against INVENTORY_DIR (exit 0 feasible, 1 infeasible, 2 bad input)."""
     from migplan import analysis, metrics
-    from migplan.io.planfiles import read_waves_csv
+    from migplan.io.planfiles import planned_with, read_waves_csv
     from migplan.report import period_rows, plan_report, summary_lines, wave_rows
 
     inv, load_findings = load_or_exit_with_findings(
         inventory_dir, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight
     )
     plan, plan_findings = read_waves_csv(plan_path, inv)
+    plan_findings = (*plan_findings, *planned_with(plan_path, inv))
     print_findings([f for f in plan_findings if f.severity != "info"])
     if plan is None:
         fail(EXIT_BAD_INPUT, f"{count(plan_findings, 'error')} error(s) in the plan {plan_path}")

@@ -122,6 +122,33 @@ def read_waves_csv(path: Path, inv: Inventory) -> tuple[Plan | None, tuple[Findi
     return Plan(tuple(waves[a][0] for a in inv.ids), K), tuple(findings)
 
 
+def planned_with(waves_csv: Path, inv: Inventory) -> list[Finding]:
+    """Warnings when the plan.json next to ``waves_csv`` was planned with other waves,
+    rtt_ms or risk_weight than ``inv`` has (e.g. ``plan --waves 50``): evaluate then judges
+    the plan against other rules, and the warning names the option that matches.  Nothing
+    when there is no readable plan.json there."""
+    try:
+        report = json.loads((waves_csv.parent / PLAN_FILE).read_text(encoding="utf-8"))
+        used = report["scenario"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(used, dict):
+        return []
+    found = []
+    for key, option in (("waves", "--waves"), ("rtt_ms", "--rtt-ms"), ("risk_weight", "--risk-weight")):
+        planned, here = used.get(key), getattr(inv.scenario, key)
+        if isinstance(planned, int | float) and not isinstance(planned, bool) and planned != here:
+            found.append(
+                Finding(
+                    "warning",
+                    "planned-with-other-scenario",
+                    f"{waves_csv.parent / PLAN_FILE} says this plan was made with {key} = {planned:g}, "
+                    f"the inventory has {here:g}: add {option} {planned:g} to evaluate it as planned",
+                )
+            )
+    return found
+
+
 def waves_rows(inv: Inventory, plan: Plan) -> list[list[object]]:
     """waves.csv rows sorted by wave then app_id; moved_with names the group or the cycle.
 
