@@ -193,14 +193,23 @@ def _limit_reached(result: PlanResult, time_limit: float) -> str:
     which = "the wall clock (--time-limit)" if cut else "the work budget (--work-limit)"
     overtime = float(info.get("overtime_work", 0))
     limit = float(info.get("work_limit", 0))
-    of = f"{limit + overtime:.1f} ({limit:.1f} + {overtime:.1f} overtime)" if overtime else f"{limit:.1f}"
+    of = (
+        f"{_units(limit + overtime)} ({_units(limit)} + {_units(overtime)} overtime)"
+        if overtime
+        else _units(limit)
+    )
     return (
         f"no feasible plan found within --time-limit {time_limit:g} s "
-        f"(work {float(info.get('work_used', 0)):.1f} of {of} units used; "
+        f"(work {_units(float(info.get('work_used', 0)))} of {of} units used; "
         f"{which} ended the search; not proven infeasible). "
         f"The {info.get('blocks', 0):,} blocks need more search: raise --time-limit "
         "(the work budget grows with it) and see the closest plan's violations above"
     )
+
+
+def _units(work: float) -> str:
+    """Work units as read: one decimal, or two significant digits below 1 (0.0035, not 0.0)."""
+    return f"{work:.1f}" if work >= 1 or work == 0 else f"{work:.2g}"
 
 
 def _summary(result: PlanResult, out_dir: Path) -> str:
