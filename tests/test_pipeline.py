@@ -238,6 +238,7 @@ def test_same_seed_and_work_limit_give_the_same_plan() -> None:
     assert first.plan is not None and second.plan is not None
     assert first.plan.waves == second.plan.waves
     assert first.solver_info["wall_clock_cut"] is False
+    assert first.solver_info["ended_by"] in ("work budget", "search done")
 
 
 def test_stop_event_interrupts_a_running_solve_promptly() -> None:
@@ -251,6 +252,8 @@ def test_stop_event_interrupts_a_running_solve_promptly() -> None:
     finally:
         timer.cancel()
     assert result.status in ("interrupted", "optimal")
+    if result.status == "interrupted":
+        assert result.solver_info["ended_by"] == "stop request"
     assert seen and seen[0].stage == "blocks"
     if result.plan is not None:
         assert metrics.evaluate(inv, result.plan).feasible

@@ -443,6 +443,17 @@ def _bound(run: _Run, problem: Problem, waves: IntArray) -> int:
     return found.units
 
 
+def _ended_by(budget: Budget) -> str:
+    """What ended the run: "stop request", "work budget", "time limit" or "search done" (a
+    proof, or nothing left to do).  ``wall_clock_cut`` says something else: whether the
+    clock cut any stage short (the start's runs have their own share), so a rerun may differ."""
+    if budget.stop.is_set():
+        return "stop request"
+    if budget.used >= budget.work:
+        return "work budget"
+    return "time limit" if budget.wall_left <= 0 else "search done"
+
+
 def _solve_small(
     run: _Run, problem: Problem, start: IntArray, risk_weight: float, forced: tuple[IntArray, IntArray]
 ) -> PlanResult:
@@ -678,6 +689,7 @@ def _finish(
         "overtime_work": run.overtime,
         "work_used": round(budget.used, 3),
         "wall_clock_cut": budget.wall_cut,
+        "ended_by": _ended_by(budget),
         "risk_weight": risk_weight,
         "ortools": importlib.metadata.version("ortools"),
         "blocks": problem.count if problem is not None else None,
