@@ -106,7 +106,7 @@ def latency_aware_start(
             score = round(state.score, 3)
             record = {"weight": weight, "violations": state.count, "score": score, "cost": cost}
             tried.append(record | ({"merged": True} if merged else {}))
-            key = (state.score, cost)  # fewest violations, then cheapest
+            key = (state.score, cost)  # least excess (the violation score, not the count), then cheapest
             if key < best_key:
                 best, best_key = waves, key
     assert best is not None

@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 from migplan.metrics import Evaluation
 from migplan.model import Inventory
 
+UNBOUNDED_BAR = 1000.0  # % of budget drawn for an unbounded added latency (labelled "unbounded")
+
 
 def period_figure(inv: Inventory, ev: Evaluation) -> go.Figure:
     """Cross-site QPS (bars) and link load (line) per period: how long the estate is split."""
@@ -51,9 +53,13 @@ def latency_figure(inv: Inventory, ev: Evaluation) -> go.Figure:
     budgets = np.where(inv.budgets > 0, inv.budgets, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = ev.added_latency / budgets[:, None]
-    worst = np.nan_to_num(np.nanmax(share, axis=0, initial=0.0), posinf=10.0) * 100
+    raw = np.nanmax(share, axis=0, initial=0.0)
+    unbounded = np.isinf(raw)  # below a divergent call cycle: drawn at UNBOUNDED_BAR, labelled
+    worst = np.where(unbounded, UNBOUNDED_BAR, raw * 100)
     periods = [f"P{k}" for k in range(1, ev.K)]
-    fig = go.Figure(go.Bar(x=periods, y=worst, name="worst added latency / budget"))
+    labels = ["unbounded" if u else "" for u in unbounded]
+    bar = go.Bar(x=periods, y=worst, name="worst added latency / budget", text=labels, textposition="outside")
+    fig = go.Figure(bar)
     fig.add_hline(y=100, line_dash="dot", annotation_text="budget")
     fig.update_layout(title="Tightest latency budget, per period", yaxis={"title": "% of budget"})
     return fig
