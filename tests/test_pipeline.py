@@ -17,7 +17,7 @@ from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Finding, IntArray, Inventory, Rule, Scenario
 from migplan.solve import bounds, explain, feasibility, pipeline
-from migplan.solve.cpsat import Problem, violations
+from migplan.solve.cpsat import Problem, relaxed_problem, violations
 from migplan.solve.pipeline import PlanOptions, Progress, plan
 from migplan.solve.search import Budget
 
@@ -42,6 +42,8 @@ def _repair_stub(
         on_step: object = None,
         workers: int = 1,
         tidy: bool = True,
+        kicks: bool = True,
+        patience: int | None = None,
     ) -> feasibility.RepairResult:
         if tidies is not None:
             tidies.append(tidy)
@@ -96,18 +98,22 @@ def test_a_plan_reaching_a_model_bound_is_optimal_only_if_it_is_a_plan_of_the_mo
 
 def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
     # 40 apps, 8 waves: two interleaved workers end without a proof in 8 units, the
-    # one-worker full-LP phase hinted with their plan proves it
-    estate = generate_estate(40, 5, waves=8).inventory
+    # one-worker full-LP phase hinted with their plan proves it (seed 6 since the full model
+    # is the relaxed one: the search alone proves seed 5's estate)
+    estate = generate_estate(40, 6, waves=8).inventory
     options = PlanOptions(time_limit=60, work_limit=8.0)
     proved = plan(estate, options)
     assert proved.status == "optimal"
     phases = proved.stages[-1]["phases"]
-    assert [(p["workers"], p["full_lp"]) for p in phases] == [(2, False), (1, True)]
+    assert [(p["workers"], p["full_lp"], p["relaxed"]) for p in phases] == [
+        (2, False, False),
+        (1, True, True),
+    ]
     assert phases[-1]["cp_sat_status"] == "optimal"
-    monkeypatch.setattr(pipeline, "PROOF_MAX_LITERALS", 0)  # the search phase only
+    monkeypatch.setattr(pipeline, "PROOF_MAX_LITERALS", 0)  # no proof phase: two searches
     searched = plan(estate, options)
     assert searched.status == "feasible"
-    assert [p["full_lp"] for p in searched.stages[-1]["phases"]] == [False]
+    assert [(p["workers"], p["full_lp"]) for p in searched.stages[-1]["phases"]] == [(2, False), (2, False)]
     assert proved.objective is not None and searched.objective is not None
     assert proved.objective <= searched.objective
 
@@ -504,3 +510,21 @@ def test_a_repaired_small_plan_is_kept_when_the_full_model_finds_nothing(
     assert result.status == "feasible" and result.plan is not None
     assert metrics.evaluate(inv, result.plan).feasible
     assert next(s for s in result.stages if s["name"] == "feasibility")["violations"] == 0
+
+
+def test_a_budget_met_exactly_is_a_plan_not_a_proof_of_infeasibility() -> None:
+    """a (60 ms) must be apart from b and c, each call adding 30 ms: 60 ms, exactly the
+    budget.  The search's model drops b -> d's 0.03 ms and takes it off a's budget, and
+    the planner said "no feasible plan exists (proven)"; the relaxed model finds the plan."""
+    apps = [App("a", 10.0, latency_budget_ms=60.0), *(App(x, 10.0) for x in "bcd")]
+    deps = [Dependency("a", "b", 10.0), Dependency("a", "c", 10.0), Dependency("b", "d", 1.0, 0.001)]
+    rules = (Rule("apart", ("a", "b")), Rule("apart", ("a", "c")))
+    inv = _inv(apps, deps, waves=2, rules=rules)
+    problem = pipeline.block_problem(inv, 1.0)[0]
+    exact = np.zeros(problem.count, dtype=np.int64)
+    exact[problem.blocks.of] = [1, 2, 2, 2]  # per block: a alone first
+    assert violations(problem, exact).count > 0  # the safe model refuses the exact plan ...
+    assert violations(relaxed_problem(problem, 1.0), exact).count == 0  # ... the relaxed one does not
+    result = plan(inv, PlanOptions(time_limit=20))
+    assert result.status == "optimal", result.explanation
+    assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible

@@ -37,7 +37,7 @@ from migplan import metrics
 from migplan.model import RESOURCES, FloatArray, IntArray, Inventory, Resource
 from migplan.solve.blocks import Blocks, block_calls, block_graph
 from migplan.solve.forced import latency_source
-from migplan.solve.integers import scaled
+from migplan.solve.integers import roundings, scaled
 
 # Fixed-point resolutions (units per 1 of the float quantity).
 LATENCY_SCALE = 1000.0  # 0.001 ms: ceil per (app, block edge) costs at most that per term
@@ -172,8 +172,15 @@ def build_problem(
     blocks: Blocks,
     risk_weight: float,
     latency: tuple[sp.csr_matrix, FloatArray, IntArray] | None = None,
+    relaxed: bool = False,
 ) -> Problem:
-    """Aggregate apps and dependencies into blocks and scale every number once."""
+    """Aggregate apps and dependencies into blocks and scale every number once.
+
+    Safe by default: loads, coefficients and link loads round up, capacities, budgets and
+    limits down, so a plan the model accepts meets every rule.  ``relaxed``: the other way
+    round (``relaxed_problem``), so every plan that meets the rules is a plan of the model.
+    """
+    up, down = roundings(relaxed)
     K = inv.K
     bu, bv = blocks.of[inv.caller], blocks.of[inv.callee]
     lo_end, hi_end = np.minimum(bu, bv), np.maximum(bu, bv)
@@ -199,15 +206,15 @@ def build_problem(
             load = blocks.load(inv, res)
             cap = np.minimum(cap, load.sum())  # past the whole estate's load a capacity is unlimited
             load_scale[res] = decimal_scale(float(max(cap.max(), load.max(initial=0))))
-            loads[res] = scaled(load, load_scale[res], "up")
-            caps[res] = scaled(cap, load_scale[res], "down")
+            loads[res] = scaled(load, load_scale[res], up)
+            caps[res] = scaled(cap, load_scale[res], down)
     link_scale = decimal_scale(sc.link_gbps or 0.0)
-    link = None if sc.link_gbps is None else int(scaled(sc.link_gbps, link_scale, "down"))
+    link = None if sc.link_gbps is None else int(scaled(sc.link_gbps, link_scale, down))
     # the link maps to at most CAPACITY_UNITS: a call past twice that breaks it alone, as twice
     # that does (and fits int64)
     gbps_units = np.zeros_like(eu)
     if link is not None:
-        gbps_units = scaled(np.minimum(gbps * link_scale, 2 * CAPACITY_UNITS), 1.0, "up")
+        gbps_units = scaled(np.minimum(gbps * link_scale, 2 * CAPACITY_UNITS), 1.0, up)
 
     app_risk = np.asarray(metrics.risk_scores(inv), dtype=np.float64)
     total_risk = float(app_risk.sum())
@@ -217,13 +224,13 @@ def build_problem(
     # and decimal risks stay exact at a power-of-ten scale.  Shares (risk 1 of 3, max_risk 1/3)
     # rounded up to 1e-5 made a plan that meets max_risk exactly "proven infeasible"
     risk_scale = decimal_scale(total_risk)
-    risk_load = scaled(block_risk, risk_scale, "up")
+    risk_load = scaled(block_risk, risk_scale, up)
     risk_cap = None
     if sc.max_risk is not None:
         # from 1 (all the risk) on, max_risk binds nothing: the whole load, as for capacities
         unlimited = sc.max_risk + metrics.REL_TOL >= 1
         risk_cap = (
-            int(risk_load.sum()) if unlimited else int(scaled(sc.max_risk * total_risk, risk_scale, "down"))
+            int(risk_load.sum()) if unlimited else int(scaled(sc.max_risk * total_risk, risk_scale, down))
         )
     # risk term in objective units: risk_weight x RISK_SCALE_SHARE x total qps x K per unit of share
     per_share = risk_weight * metrics.RISK_SCALE_SHARE * total_qps * K * qps_scale
@@ -231,7 +238,7 @@ def build_problem(
     risk_weight_units = 1 if risk_weight > 0 and total_risk > 0 else 0
 
     L, dropped, unbounded = latency if latency is not None else latency_matrix(inv)
-    lat = _latency_rows(inv, blocks, L, dropped, edge_of, E)
+    lat = _latency_rows(inv, blocks, L, dropped, edge_of, E, relaxed)
     incidence = sp.csr_matrix(
         (np.ones(2 * E), (np.concatenate([eu, ev]), np.tile(np.arange(E), 2))), shape=(blocks.count, E)
     )
@@ -268,6 +275,20 @@ def build_problem(
     )
 
 
+def relaxed_problem(problem: Problem, risk_weight: float) -> Problem:
+    """``problem`` as a relaxation of the user's rules: every latency coefficient kept (none
+    dropped), coefficients and loads rounded down, budgets and limits up.
+
+    Why: the search's model is safe, not exact.  It drops small coefficients (taking their
+    sum off the budget) and rounds against the plan, so a budget met exactly (two calls of
+    30 ms under a 60 ms budget, beside a 0.03 ms call) was broken in it, and the planner
+    called an estate with a plan "proven infeasible".  A proof, a bound or an optimum must
+    come from this model instead; a plan it gives is checked by ``metrics`` before use.
+    """
+    latency = (problem.latency_source, np.zeros(problem.inv.n), problem.unbounded_edges)
+    return build_problem(problem.inv, problem.blocks, risk_weight, latency, relaxed=True)
+
+
 def decimal_scale(top: float, units: float = CAPACITY_UNITS) -> float:
     """A power of ten mapping ``top`` to at most ``units``: decimal inputs stay exact where they fit."""
     if top <= 0:
@@ -284,9 +305,17 @@ def _qps_scale(total_qps: float, K: int) -> float:
 
 
 def _latency_rows(
-    inv: Inventory, blocks: Blocks, L: sp.csr_matrix, dropped: FloatArray, edge_of: IntArray, E: int
+    inv: Inventory,
+    blocks: Blocks,
+    L: sp.csr_matrix,
+    dropped: FloatArray,
+    edge_of: IntArray,
+    E: int,
+    relaxed: bool = False,
 ) -> LatencyRows:
-    """Aggregate L (apps x dependencies) onto block edges and keep the rows a plan could break."""
+    """Aggregate L (apps x dependencies) onto block edges and keep the rows a plan could break
+    (``relaxed``: coefficients round down and budgets up, see ``build_problem``)."""
+    up, down = roundings(relaxed)
     cross = np.flatnonzero(edge_of >= 0)
     to_edges = sp.csr_matrix((np.ones(len(cross)), (cross, edge_of[cross])), shape=(inv.m, E))
     Lb = (sp.csr_matrix(L) @ to_edges).tocsr()
@@ -295,10 +324,10 @@ def _latency_rows(
     # factor keeps the rounding safe: its coefficients still round up, its budget down)
     factor = np.maximum(1.0, budget_ms / (ROW_UNITS / LATENCY_SCALE))
     per_ms = LATENCY_SCALE / factor
-    budget = scaled(budget_ms * per_ms, 1.0, "down")
+    budget = scaled(budget_ms * per_ms, 1.0, down)
     # a coefficient past 2 x ROW_UNITS breaks its row alone, as 2 x ROW_UNITS does (and fits int64)
     row_of = np.repeat(np.arange(Lb.shape[0]), np.diff(Lb.indptr))
-    Lb.data = scaled(np.minimum(Lb.data * per_ms[row_of], 2 * ROW_UNITS), 1.0, "up").astype(np.float64)
+    Lb.data = scaled(np.minimum(Lb.data * per_ms[row_of], 2 * ROW_UNITS), 1.0, up).astype(np.float64)
     Lb.eliminate_zeros()
     reachable = np.asarray(Lb.sum(axis=1)).ravel()
     rows = np.flatnonzero(reachable > budget)

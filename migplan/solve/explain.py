@@ -75,8 +75,10 @@ def explain(
         seconds = terms / BUILD_TERMS_PER_SECOND
         why = f"{size}, about {seconds:.0f} s to build, more than the {wall:.0f} s left for a proof search"
         return Explanation((_not_proven(inv, why),))
-    latency = (problem.latency_source, problem.dropped_ms, ub)
-    full = build_problem(inv, plain, 0.0, latency)
+    # relaxed (nothing dropped, rounded in the plans' favour): a core found here is a proof
+    # for the user's own rules, not only for the search's safe model
+    latency = (problem.latency_source, np.zeros(inv.n), ub)
+    full = build_problem(inv, plain, 0.0, latency, relaxed=True)
     first = np.asarray([m[0] for m in plain.members], dtype=np.int64)
     base = np.ones(plain.count, dtype=np.int64) if hint is None else np.asarray(hint, dtype=np.int64)[first]
     wm = build_model(

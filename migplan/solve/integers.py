@@ -28,3 +28,9 @@ def scaled(values: npt.ArrayLike, scale: float, rounding: Rounding) -> IntArray:
     else:
         out = np.rint(v)
     return out.astype(np.int64)
+
+
+def roundings(relaxed: bool) -> tuple[Rounding, Rounding]:
+    """(rounding for loads and coefficients, for capacities and budgets): ("up", "down") for a
+    safe model, the other way round for a relaxed one (``cpsat.relaxed_problem``)."""
+    return ("down", "up") if relaxed else ("up", "down")

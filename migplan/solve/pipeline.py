@@ -25,7 +25,7 @@ import importlib.metadata
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +45,7 @@ from migplan.solve.cpsat import (
     build_problem,
     latency_matrix,
     objective_value,
+    relaxed_problem,
     solve,
     violations,
 )
@@ -81,6 +82,10 @@ REPAIR_SHARE = 0.9  # at most this share of the work goes to the feasibility sta
 OVERTIME_SHARE = 1.0
 SMALL_REPAIR_SHARE = 0.3  # small estates: the rest goes to the full model
 SMALL_REPAIR_MAX_WORK = 4.0
+# ... and it stops after this many failed steps in a row: its sub-models cost next to no
+# work, so a violation only the relaxed full model can clear (a budget met exactly) kept a
+# 4-app estate's repair going for 2,116 steps, the whole 10 s time limit
+SMALL_REPAIR_PATIENCE = 60
 # at most this share of the work left goes to the cluster bound (cluster_bound), computed
 # once a plan or a hint exists; it used 0.05-1.0 units on generated 60-100-app estates
 BOUND_SHARE = 0.1
@@ -164,6 +169,14 @@ class _Run:
     overtime: float = 0.0  # work granted past the budget to a repair that had found no plan
     bound: float | None = None  # the cluster bound, in objective (qps) units
     _stage_start: float = 0.0
+    _relaxed: tuple[Problem, Problem] | None = None
+
+    def relaxed(self, problem: Problem) -> Problem:
+        """``cpsat.relaxed_problem`` of ``problem``, built once: proofs, bounds and optima
+        come from it (the search's own model is safe, not exact)."""
+        if self._relaxed is None or self._relaxed[0] is not problem:
+            self._relaxed = (problem, relaxed_problem(problem, self.risk_weight))
+        return self._relaxed[1]
 
     @property
     def risk_weight(self) -> float:
@@ -254,7 +267,9 @@ def plan(
             budget.used + SMALL_REPAIR_SHARE * (budget.work - budget.used),
             budget.used + SMALL_REPAIR_MAX_WORK,
         )
-    repaired = _repair(run, problem, start, repair_budget, rng, level)
+    repaired = _repair(
+        run, problem, start, repair_budget, rng, level, patience=SMALL_REPAIR_PATIENCE if small else None
+    )
     if not small and repaired.violations.count > 0 and not budget.exhausted():
         # without a plan the improvement's reserve is idle: the repair goes on with it
         repaired = _repair_on(run, problem, repaired, rng)
@@ -282,7 +297,7 @@ def plan(
     if closest is not None and not closest.feasible:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
-        if found is None or violations(problem, found).count > 0:
+        if found is None:
             return _finish(run, problem, None, status, why + _left_over(closest), risk_weight, forced)
         feasible_start = found
 
@@ -304,10 +319,16 @@ def plan(
         steps=improved.steps,
         accepted=improved.accepted,
     )
+    final = improved.waves
+    if violations(problem, feasible_start).count > 0 and not _evaluate(inv, problem, final)[1].feasible:
+        # a start past the model's rounding (feasible by metrics, not by the model): the
+        # improvement's moves hold the model's rows, not the coefficients it dropped, so a
+        # budget met exactly may have been passed; the plan it started from stands
+        final = feasible_start
     status = "interrupted" if budget.stop.is_set() else "feasible"
     if problem.K == 1 and status == "feasible":
         status = "optimal"  # one wave: this plan is the only plan there is
-    return _finish(run, problem, improved.waves, status, (), risk_weight, forced)
+    return _finish(run, problem, final, status, (), risk_weight, forced)
 
 
 def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[IntArray, IntArray]]:
@@ -330,11 +351,13 @@ def _repair(
     level: Level | None = None,
     tidy: bool = True,
     label: str = "feasibility",
+    patience: int | None = None,
 ) -> feasibility.RepairResult:
     """Stage 3 within ``stage`` (a child of the run's budget, absorbed back when done).
 
     Multilevel from MULTILEVEL_BLOCKS blocks on (``level``: the clusters ``start`` was
     built on, if any), on the blocks alone otherwise.  ``label``: the progress reports' stage.
+    ``patience``: stop after that many failed steps in a row (blocks alone only).
     """
     run.live = stage  # the progress bar moves with the repair's own charges
     options = run.options
@@ -347,7 +370,9 @@ def _repair(
             problem, start, level, run.risk_weight, stage, rng, options.seed, on_step, options.workers, tidy
         )
     else:
-        repaired = feasibility.repair(problem, start, stage, rng, on_step, options.workers, tidy=tidy)
+        repaired = feasibility.repair(
+            problem, start, stage, rng, on_step, options.workers, tidy=tidy, patience=patience
+        )
     run.budget.absorb(stage)
     run.live = None
     return repaired
@@ -435,7 +460,7 @@ def _bound(run: _Run, problem: Problem, waves: IntArray) -> int:
     hints its sub-models); ``run.bound`` keeps it in qps for the quality figures."""
     run.begin("bound")
     budget = run.budget.part(BOUND_SHARE * (run.budget.work - run.budget.used))
-    found = cluster_bound(problem, waves, budget, run.options.seed)
+    found = cluster_bound(run.relaxed(problem), waves, budget, run.options.seed)
     run.budget.absorb(budget)
     run.bound = found.units / problem.qps_scale
     extra = {"lower_bound": run.bound, "clusters": found.clusters, "proven": found.proven}
@@ -480,7 +505,7 @@ def _solve_small(
         )
         why = _proven(_explain(run, problem, "infeasible")[0], (proof,))
         return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
-    if outcome.waves is None and violations(problem, start).count == 0:
+    if outcome.waves is None and _evaluate(run.inv, problem, start)[1].feasible:
         # the full model found nothing in the time left (1,000 waves: none was left): the
         # repaired start is a plan, as a large estate's would be
         kept: Status = "interrupted" if budget.stop.is_set() else "feasible"
@@ -488,7 +513,7 @@ def _solve_small(
     if outcome.waves is None:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
-        if found is None or violations(problem, found).count > 0:
+        if found is None:
             left = _left_over(_evaluate(run.inv, problem, start)[1])
             return _finish(run, problem, None, status, why + left, risk_weight, forced)
         return _finish(run, problem, found, "feasible", (), risk_weight, forced)
@@ -502,23 +527,32 @@ def _solve_small(
 def _full_model(
     run: _Run, problem: Problem, start: IntArray
 ) -> tuple[SolveOutcome, list[dict[str, Any]], float | None]:
-    """Search with the user's workers, then (below PROOF_MAX_LITERALS) prove with one worker.
+    """Search on the search's safe model, then solve its relaxation (``run.relaxed``).
 
-    The proof phase's full LP finds plans slowly: from the repaired start it proved none
-    of 60 and 100 apps at 8 waves in 18 units, hinted with the search phase's plan it
-    proves them in 5-10.  Returns the proved, or else the best, outcome, a log entry per
-    phase, and the best of the phases' bounds (model units; None without any).
+    The search phase (the user's workers) finds plans that meet every rule; the relaxed
+    phase, hinted with the best of them, is what proves: its bound holds for every plan of
+    the user's rules, its "infeasible" too, and its plan counts only when ``metrics`` finds
+    it feasible (its rounding may pass a limit by a hair).  Below PROOF_MAX_LITERALS the
+    relaxed phase is the proof phase: one worker and the full LP, which from the repaired
+    start proved none of 60 and 100 apps at 8 waves in 18 units, hinted with the search
+    phase's plan 5-10.  Returns the proved, or else the best feasible, outcome (status
+    "optimal" only when proved on the relaxation), a log entry per phase, and the relaxed
+    phase's bound (model units; None without it).
     """
     budget = run.budget
-    best: SolveOutcome | None = None
+    proof = problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS
+    phases = [
+        (SEARCH_SHARE, run.options.workers, False, False),
+        (1.0, PROOF_WORKERS if proof else run.options.workers, proof, True),
+    ]
+    best: SolveOutcome | None = None  # meets every rule (by metrics)
     bound: float | None = None
-    phases: list[tuple[float, int, bool]] = [(1.0, run.options.workers, False)]
-    if problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS:
-        phases = [(SEARCH_SHARE, run.options.workers, False), (1.0, PROOF_WORKERS, True)]
     log: list[dict[str, Any]] = []
-    for share, workers, full_lp in phases:
+    outcome = SolveOutcome("unknown", None, None, None, 0.0, 0.0)
+    for share, workers, full_lp, relaxed in phases:
+        model = run.relaxed(problem) if relaxed else problem
         hint = best.waves if best is not None and best.waves is not None else start
-        wm = build_model(problem, hint, range(problem.count), ModelOptions())
+        wm = build_model(model, hint, range(problem.count), ModelOptions())
         outcome, _ = solve(
             wm,
             deterministic_time=budget.slice(share * (budget.work - budget.used)),
@@ -533,23 +567,28 @@ def _full_model(
             {
                 "workers": workers,
                 "full_lp": full_lp,
+                "relaxed": relaxed,
                 "cp_sat_status": outcome.status,
                 "work": round(outcome.deterministic_time, 3),
                 "seconds": round(outcome.wall_time, 3),
-                "bound": outcome.bound,  # model units; a lower bound on every plan of the model
+                "bound": outcome.bound if relaxed else None,  # model units, for every plan of the rules
             }
         )
-        if outcome.bound is not None:
-            bound = outcome.bound if bound is None else max(bound, outcome.bound)
-        if outcome.status in ("optimal", "infeasible"):
+        if relaxed and outcome.bound is not None:
+            bound = outcome.bound
+        if relaxed and outcome.status == "infeasible":
             return outcome, log, bound
-        if outcome.objective is not None and (
-            best is None or best.objective is None or outcome.objective <= best.objective
+        feasible = outcome.waves is not None and _evaluate(run.inv, problem, outcome.waves)[1].feasible
+        if feasible and relaxed and outcome.status == "optimal":
+            return outcome, log, bound
+        if feasible and (
+            best is None or best.objective is None or (outcome.objective or 0) <= best.objective
         ):
-            best = outcome
+            best = replace(outcome, status="feasible")  # optimal only on the relaxation
         if budget.exhausted():
             break
-    return (best if best is not None else outcome), log, bound
+    unknown = SolveOutcome("unknown", None, None, None, outcome.deterministic_time, outcome.wall_time)
+    return (best if best is not None else unknown), log, bound
 
 
 def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
@@ -592,7 +631,10 @@ def _explain(
     app_hint = problem.blocks.expand(hint) if hint is not None else None
     found = explain.explain(run.inv, problem, run.budget, wall, app_hint)
     waves = None
-    if found.waves is not None:  # every rule holds, so every contracted pair shares a wave
+    plan_found = Plan.from_array(found.waves, run.inv.K) if found.waves is not None else None
+    # the proof model is relaxed (explain): its plan counts only when it meets every rule,
+    # and then every contracted pair shares a wave
+    if plan_found is not None and metrics.evaluate(run.inv, plan_found).feasible:
         first = np.asarray([m[0] for m in problem.blocks.members], dtype=np.int64)
         waves = np.asarray(found.waves, dtype=np.int64)[first]
     run.end(
