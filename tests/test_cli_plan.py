@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RunMigplan, WriteInventory
+from conftest import RunMigplan, WriteInventory, run_migplan_process
 
 from migplan.generate import generate_estate
 from migplan.io.writer import write_inventory as write_inventory_folder
@@ -315,3 +315,16 @@ def test_ctrl_c_while_starting_up_gives_no_traceback(tiny_dir: Path, tmp_path: P
     _, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr
     assert process.returncode in (0, 1), stderr  # 0 when it finished before the signal
+
+
+def test_few_waves_with_exact_capacities_and_budgets_are_planned(tmp_path: Path) -> None:
+    """272 blocks at 4 waves (tests/data/few_waves_exact): the repair ended a capacity
+    violation short at any time limit, and CP-SAT then aborted the process ("Check failed:
+    heuristics.fixed_search != nullptr") on the full model hinted with that plan.  Now the
+    full model on the relaxation plans it, in its own process here so an abort fails cleanly."""
+    estate = Path(__file__).parent / "data" / "few_waves_exact"
+    out = tmp_path / "plan"
+    result = run_migplan_process("plan", estate, "--out", out, "--time-limit", "60", timeout=180)
+    assert result.returncode == 0, result.stderr
+    check = run_migplan_process("evaluate", estate, "--plan", out / "waves.csv", "--json")
+    assert check.returncode == 0 and json.loads(check.stdout)["feasible"] is True

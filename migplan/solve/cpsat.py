@@ -1048,6 +1048,12 @@ def solve(
     prm.catch_sigint_signal = False  # Ctrl-C belongs to the command line (it sets ``stop``)
     if workers > 1:
         prm.interleave_search = True
+        if not wm.penalties and violations(wm.problem, wm.base).count > 0:
+            # CP-SAT 9.15 aborts the whole process ("Check failed: heuristics.fixed_search !=
+            # nullptr") when an interleaved search is hinted with a plan that breaks a model
+            # which has no plan at all: 272 blocks at 4 waves, hinted with a repaired plan one
+            # capacity violation short.  A hard model gets no hint from a plan that breaks it
+            wm.model.clear_hints()
     if full_lp:
         prm.linearization_level = 2
         prm.add_lp_constraints_lazily = False

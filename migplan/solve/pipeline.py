@@ -55,6 +55,11 @@ from migplan.solve.search import Budget
 from migplan.solve.start import LATENCY_WEIGHTS, latency_aware_start
 
 SMALL_BLOCKS = 100
+# ... or this many wave literals (blocks x (K - 1)): few waves make a larger full model
+# tractable.  272 blocks at 4 waves (callees first, capacities adding up to the estate
+# exactly): the repair ended 1 capacity violation short after 40 s, the relaxed full model
+# from its plan was optimal in 2.3 units
+SMALL_LITERALS = 900
 # from this many blocks on, construction and repair start on clusters of blocks (coarsen):
 # the block-level repair stalled at 10,000 apps (2,675 blocks) and still did well on
 # NetEase (622 blocks), where the clusters did worse (8 left against 0, seed 0)
@@ -245,7 +250,7 @@ def plan(
     if errors:
         return _finish(run, problem, None, "infeasible", errors, risk_weight, forced)
 
-    small = blocks.count <= SMALL_BLOCKS
+    small = blocks.count <= SMALL_BLOCKS or blocks.count * (problem.K - 1) <= SMALL_LITERALS
     if small and options.work_limit is None:
         budget.work = options.time_limit * SMALL_WORK_PER_SECOND
     level = None
