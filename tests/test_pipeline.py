@@ -72,14 +72,15 @@ def test_small_estate_is_proven_optimal_with_zero_gap() -> None:
 
 
 def test_a_plan_of_cost_0_is_proven_optimal_without_a_search() -> None:
-    # 120 apps (more than SMALL_BLOCKS blocks), each caller with its own callee: waves of
-    # 40 apps hold every pair, so no call is ever split; before, the improvement searched
-    # on until the time limit and the gap was unknown
+    # 120 apps (more than SMALL_BLOCKS blocks, 9 waves: more than SMALL_LITERALS literals),
+    # each caller with its own callee: waves of 40 apps hold every pair, so no call is ever
+    # split; before, the improvement searched on until the time limit and the gap was unknown
     apps = [App(f"a{i}", 1.0) for i in range(120)]
     deps = [Dependency(f"a{i}", f"a{i + 1}", 10.0, sync=False) for i in range(0, 120, 2)]
-    inv = _inv(apps, deps, waves=3, capacity_apps=40.0, risk_weight=0.0)
+    inv = _inv(apps, deps, waves=9, capacity_apps=40.0, risk_weight=0.0)
     result = plan(inv, PlanOptions(time_limit=60, seed=0))
     assert result.solver_info["blocks"] > pipeline.SMALL_BLOCKS
+    assert result.solver_info["blocks"] * 8 > pipeline.SMALL_LITERALS
     assert (result.status, result.objective, result.gap) == ("optimal", 0.0, 0.0)
     improvement = next(s for s in result.stages if s["name"] == "improvement")
     assert improvement["steps"] == 0
