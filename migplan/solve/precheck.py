@@ -125,7 +125,7 @@ class _Context:
         groups = {self.inv.apps[i].group for i in members}
         if len(groups) == 1 and None not in groups:
             return f"group '{groups.pop()}'"
-        return f"{_listing(self.ids(members), 3)} (must move together)"
+        return f"{listing(self.ids(members), 3)} (must move together)"
 
     def range_text(self, b: int) -> str:
         """'wave 3' / 'waves 2..4', saying so when the order rules narrowed the block's own range."""
@@ -255,7 +255,7 @@ class _Context:
         ida, idb = inv.apps[a].app_id, inv.apps[b].app_id
         for rule in inv.scenario.rules:
             if rule.kind == "together" and ida in rule.apps and idb in rule.apps:
-                return f"the together rule [{_listing(rule.apps, 4)}] lists both"
+                return f"the together rule [{listing(rule.apps, 4)}] lists both"
         if not inv.scenario.split_cycles and inv.m:
             calls = sp.csr_matrix((np.ones(inv.m), (inv.caller, inv.callee)), shape=(inv.n, inv.n))
             there, back = _path(calls, a, b), _path(calls, b, a)
@@ -279,10 +279,6 @@ def _path(graph: sp.csr_matrix, src: int, dst: int) -> list[int] | None:
     while path[-1] != src:
         path.append(int(pred[path[-1]]))
     return path[::-1]
-
-
-def _listing(items: Sequence[str], show: int = SHOW) -> str:
-    return listing(items, show)
 
 
 def _chain(items: Sequence[str], sep: str, show: int = 6) -> str:
@@ -325,7 +321,7 @@ def _capped(found: list[Finding], code: str, what: str) -> list[Finding]:
         return found
     rest = found[MAX_FINDINGS:]
     apps = tuple(dict.fromkeys(a for f in rest for a in f.apps))
-    summary = Finding("error", code, f"{len(rest)} more {what}: {_listing(apps)}", apps=apps)
+    summary = Finding("error", code, f"{len(rest)} more {what}: {listing(apps, SHOW)}", apps=apps)
     return [*found[:MAX_FINDINGS], summary]
 
 
@@ -399,7 +395,7 @@ def _order_edges(ctx: _Context) -> tuple[_Order, list[Finding]]:
                     Finding(
                         "error",
                         "before-same-wave",
-                        f"the before rule [{_listing(rule.apps, 4)}] puts {inv.apps[u].app_id} before "
+                        f"the before rule [{listing(rule.apps, 4)}] puts {inv.apps[u].app_id} before "
                         f"{inv.apps[v].app_id}, but they must share a wave: {ctx.why_together(u, v)}",
                         apps=ctx.ids([u, v]),
                     )
@@ -611,7 +607,7 @@ def _chain_finding(
         parts.append(_chain(_edges_text(ctx, order, path), "; ", 6))
     else:  # a callees_first call cycle (split_cycles) moves in one wave
         members = ctx.block_apps(np.flatnonzero(comp == start))
-        parts.append(f"callees_first makes the call cycle {_listing(members, 4)} move in one wave")
+        parts.append(f"callees_first makes the call cycle {listing(members, 4)} move in one wave")
     if hi < ctx.K:
         parts.append(f"{ctx.inv.apps[last].app_id} {ctx.own_range(last)}")
     span = f"wave {lo}" if steps == 0 else f"waves {lo}..{lo + steps}"
@@ -638,7 +634,7 @@ def _apart_checks(ctx: _Context) -> list[Finding]:
                 clash = (first_at[b], a)
                 break
             first_at[b] = a
-        rule_text = f"the apart rule [{_listing(rule.apps, 4)}]"
+        rule_text = f"the apart rule [{listing(rule.apps, 4)}]"
         if clash is not None:
             # proof: the two apps share a wave in every plan, the rule wants different waves
             u, v = clash
@@ -669,7 +665,7 @@ def _apart_checks(ctx: _Context) -> list[Finding]:
             text = (
                 f"{rule_text} puts {len(inside)} apps in different waves but the plan has only {ctx.K} waves"
                 if (first, last) == (1, ctx.K)
-                else f"{rule_text} needs {len(inside)} different waves for {_listing(shown, 4)}, "
+                else f"{rule_text} needs {len(inside)} different waves for {listing(shown, 4)}, "
                 f"but they can only use {span}"
             )
             found.append(Finding("error", "apart-too-few-waves", text, apps=ctx.ids(inside)))
@@ -737,7 +733,7 @@ def _heaviest(ctx: _Context, blocks: IntArray, weight: FloatArray, res: str) -> 
     shown = [
         f"{ctx.block_label(int(b))} ({_amount(res, float(weight[b]))}, {ctx.range_text(int(b))})" for b in top
     ]
-    return _listing(shown, 4)
+    return listing(shown, 4)
 
 
 def _capacity_checks(ctx: _Context) -> list[Finding]:
@@ -777,7 +773,7 @@ def _load_findings(ctx: _Context, weight: FloatArray, cap: FloatArray, res: str)
         else:
             limit = f"the wave capacity in {ctx.range_text(b)} is at most {_amount(res, float(best[b]))}"
         if ctx.budget_merged(b):  # say why latency budgets tie them, not just that they are tied
-            names, why = _listing(ctx.block_apps([b]), 3), ctx.budget_reason(b)
+            names, why = listing(ctx.block_apps([b]), 3), ctx.budget_reason(b)
             load, joint = (f"carry {amount} but", "and") if res == "risk" else (f"({amount})", "but")
             text = f"{names} {load} must move in one wave, because {why}, {joint} {limit}"
         elif res == "risk":
@@ -890,7 +886,7 @@ def _link_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
             f"the link ({_num(link)} Gbps) is overloaded in {_periods((over + 1).tolist())} "
             "whatever the plan: "
             f"in period {k + 1} the calls that must cross it carry {_num(float(load[k]))} Gbps: "
-            f"{_listing(shown, 2)}",
+            f"{listing(shown, 2)}",
             apps=apps,
         )
     ]
@@ -991,7 +987,7 @@ def _unbounded_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
         victims = np.flatnonzero(model.reach[:, j])
         loop = [*ctx.ids(cyc.cycle), inv.apps[cyc.cycle[0]].app_id] if cyc.cycle else list(ctx.ids(cyc.apps))
         message = (
-            f"the added latency of {_listing(ctx.ids(victims), 4)} is unbounded whatever the plan: they "
+            f"the added latency of {listing(ctx.ids(victims), 4)} is unbounded whatever the plan: they "
             f"reach the sync call cycle {_chain(loop, ' → ')} (calls per request multiply to "
             f"{cyc.cycle_product:g} >= 1), and below it {_split_text(ctx, e)} is split in period {k + 1}"
         )
