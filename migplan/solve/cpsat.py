@@ -275,9 +275,10 @@ def build_problem(
     )
 
 
-def relaxed_problem(problem: Problem, risk_weight: float) -> Problem:
+def relaxed_problem(problem: Problem, risk_weight: float, blocks: Blocks | None = None) -> Problem:
     """``problem`` as a relaxation of the user's rules: every latency coefficient kept (none
-    dropped), coefficients and loads rounded down, budgets and limits up.
+    dropped), coefficients and loads rounded down, budgets and limits up (on ``blocks`` when
+    given: the proof search's own blocks, else ``problem``'s).
 
     Why: the search's model is safe, not exact.  It drops small coefficients (taking their
     sum off the budget) and rounds against the plan, so a budget met exactly (two calls of
@@ -286,7 +287,8 @@ def relaxed_problem(problem: Problem, risk_weight: float) -> Problem:
     come from this model instead; a plan it gives is checked by ``metrics`` before use.
     """
     latency = (problem.latency_source, np.zeros(problem.inv.n), problem.unbounded_edges)
-    return build_problem(problem.inv, problem.blocks, risk_weight, latency, relaxed=True)
+    own = problem.blocks if blocks is None else blocks
+    return build_problem(problem.inv, own, risk_weight, latency, relaxed=True)
 
 
 def decimal_scale(top: float, units: float = CAPACITY_UNITS) -> float:
@@ -321,7 +323,7 @@ def _latency_rows(
     Lb = (sp.csr_matrix(L) @ to_edges).tocsr()
     budget_ms = np.maximum(inv.budgets - dropped, 0.0)
     # units per ms: LATENCY_SCALE, fewer where the budget would pass ROW_UNITS (a row's own
-    # factor keeps the rounding safe: its coefficients still round up, its budget down)
+    # factor keeps the rounding's direction: safe or relaxed, as for every other row)
     factor = np.maximum(1.0, budget_ms / (ROW_UNITS / LATENCY_SCALE))
     per_ms = LATENCY_SCALE / factor
     budget = scaled(budget_ms * per_ms, 1.0, down)

@@ -19,7 +19,7 @@ from ortools.sat.python import cp_model
 
 from migplan.model import Finding, IntArray, Inventory
 from migplan.solve.blocks import build_blocks
-from migplan.solve.cpsat import ModelOptions, Problem, WaveModel, build_model, build_problem, solve
+from migplan.solve.cpsat import ModelOptions, Problem, WaveModel, build_model, relaxed_problem, solve
 from migplan.solve.search import Budget
 from migplan.text import listing
 
@@ -77,8 +77,7 @@ def explain(
         return Explanation((_not_proven(inv, why),))
     # relaxed (nothing dropped, rounded in the plans' favour): a core found here is a proof
     # for the user's own rules, not only for the search's safe model
-    latency = (problem.latency_source, np.zeros(inv.n), ub)
-    full = build_problem(inv, plain, 0.0, latency, relaxed=True)
+    full = relaxed_problem(problem, 0.0, plain)
     first = np.asarray([m[0] for m in plain.members], dtype=np.int64)
     base = np.ones(plain.count, dtype=np.int64) if hint is None else np.asarray(hint, dtype=np.int64)[first]
     wm = build_model(
