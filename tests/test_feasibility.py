@@ -230,8 +230,9 @@ def test_an_overfull_wave_is_also_tried_with_a_neighbouring_wave() -> None:
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)
     windows = set()
     for seed in range(20):
-        row, free, options = _neighbourhood(problem, waves, state, failures, np.random.default_rng(seed))
-        assert row is None and options.soft
+        rng = np.random.default_rng(seed)
+        row, free, options, base = _neighbourhood(problem, waves, state, failures, rng)
+        assert row is None and options.soft and base is waves  # no wave is empty: nothing to shift
         if options.window is not None:
             windows.add(options.window)
             assert set(waves[free].tolist()) <= set(range(options.window[0], options.window[1] + 1))

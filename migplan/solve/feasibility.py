@@ -20,7 +20,12 @@ hard limits failed.  A row's successive kicks free one wave more on each side ea
 (0, 1, 2, then 0 again): a kick kept to the broken periods' waves can only overfill them,
 and where max_risk held every wave around near its limit, that excess could not be
 repaired (``_kick_window``).  Capacity, risk and link instances are tried with a ball or
-with the blocks of the two waves around them.
+with the blocks of the two waves around them.  Where some wave is empty, half of the
+attempts on a full wave first move the nearest empty wave beside it (``room``: the waves
+between shift by one and no period's cut changes), so the full wave's blocks can spill
+into it.  At ``--work-limit 21`` a generated 600-app estate at 24 waves (seed 2) ended one
+app over in wave 6, with waves 18-24 empty, and got no plan; it gets one now, and one of
+1,200 apps at 40 waves (seed 9) a 0.82 x cheaper one (bench/results/2026-12-07-room.md).
 
 A repair that stalls kicks more often: once STALL_STEPS steps in a row have failed, every
 other step is a kick, whatever the row's own count (a row's count is halved by every
@@ -54,6 +59,7 @@ import numpy as np
 from migplan.model import IntArray
 from migplan.solve.coarsen import Level, coarsen
 from migplan.solve.cpsat import ModelOptions, Problem, Violations, objective_units, splits, violations
+from migplan.solve.room import open_beside
 from migplan.solve.search import Budget, ball, sub_solve
 
 SUB_SOLVE_WORK = 0.5  # deterministic seconds per repair sub-solve
@@ -80,6 +86,7 @@ KICK_WIDENINGS = 3
 # a capacity, risk or link instance: this share of its attempts frees the two waves around it
 # (a 10,000-app estate ended with one wave 0.8 % over on data_gb where balls found nothing)
 OTHER_WINDOW_SHARE = 0.5
+OPEN_SHARE = 0.5  # of a full wave's window attempts, where some wave is empty (``room``)
 RADIUS: int | None = None  # free blocks may take any wave of their range
 # multilevel repair: cluster sizes (share of a wave's apps) alternate by cycle; each cycle
 # repairs on the clusters, then on the blocks, with these shares of the stage's work
@@ -131,12 +138,14 @@ def repair(
         if patience is not None and stalled >= patience:
             break
         kick_now = kicks and stalled >= STALL_STEPS and (stalled - STALL_STEPS) % 2 == 0
-        row, free, options = _neighbourhood(problem, current, state, failures, rng, kicks, kick_now, kicked)
+        row, free, options, base = _neighbourhood(
+            problem, current, state, failures, rng, kicks, kick_now, kicked
+        )
         kick = options.clear_row is not None
         if kick:
             kicked[options.clear_row] += 1
         work = KICK_WORK if kick else SUB_SOLVE_WORK
-        found = sub_solve(problem, current, free, options, budget, rng, work, workers)
+        found = sub_solve(problem, base, free, options, budget, rng, work, workers)
         if kick and found is not None:
             found = _make_room(problem, found, budget, rng, workers)
         steps += 1
@@ -252,8 +261,9 @@ def _neighbourhood(
     kicks: bool = True,
     kick_now: bool = False,
     kicked: IntArray | None = None,
-) -> tuple[int | None, IntArray, ModelOptions]:
-    """(latency row or None, free blocks, sub-model options) around one violated instance.
+) -> tuple[int | None, IntArray, ModelOptions, IntArray]:
+    """(latency row or None, free blocks, sub-model options, the plan they start from) around
+    one violated instance.
 
     Attempts on a row cycle with its failures: plain ball, ball where other budgets may
     absorb some excess (for a larger total drop), seeds plus all their neighbours, the
@@ -265,11 +275,18 @@ def _neighbourhood(
     # latency rows and other violated instances take turns in proportion to their counts
     row = None if rng.random() * state.count < others else _pick_row(state, failures, rng)
     if row is None:
-        seeds, around = _other_seeds(problem, waves, state, rng)
+        seeds, around, full = _other_seeds(problem, waves, state, rng)
+        # where some wave is empty, half of the attempts on a full wave first move the
+        # nearest empty wave beside it (``room``), and a window attempt takes those two waves
+        opened = open_beside(problem, waves, full) if full is not None else None
+        base = waves
+        if opened is not None and rng.random() < OPEN_SHARE:
+            base, around = opened
         if around is not None and rng.random() < OTHER_WINDOW_SHARE:
-            free = _in_waves(problem, waves, around, seeds, CUT_MAX_BLOCKS, rng)
-            return None, free, ModelOptions(soft=True, chatty=False, window=around)
-        return None, _ball_around(problem, seeds, rng), ModelOptions(soft=True, radius=RADIUS, chatty=False)
+            free = _in_waves(problem, base, around, seeds, CUT_MAX_BLOCKS, rng)
+            return None, free, ModelOptions(soft=True, chatty=False, window=around), base
+        options = ModelOptions(soft=True, radius=RADIUS, chatty=False)
+        return None, _ball_around(problem, seeds, rng), options, base
     seeds = _latency_seeds(problem, row)
     kind = KICK if kick_now else failures[row] % (ATTEMPT_KINDS if kicks else KICK)
     window: tuple[int, int] | None = None
@@ -277,7 +294,7 @@ def _neighbourhood(
         widen = int(kicked[row]) % KICK_WIDENINGS if kicked is not None else 0
         free, window = _kick_window(problem, waves, state, row, seeds, rng, widen)
         options = ModelOptions(soft=True, chatty=False, window=window, relax_limits=True, clear_row=row)
-        return row, free, options
+        return row, free, options, waves
     if kind == 2:
         free = _with_neighbours(problem, seeds, rng)
     elif kind == 3:
@@ -285,7 +302,7 @@ def _neighbourhood(
     else:
         free = _ball_around(problem, seeds, rng)
     options = ModelOptions(soft=True, radius=RADIUS, chatty=False, trade=kind == 1, window=window)
-    return row, free, options
+    return row, free, options, waves
 
 
 def _ball_around(problem: Problem, seeds: IntArray, rng: np.random.Generator) -> IntArray:
@@ -410,38 +427,40 @@ def _latency_seeds(problem: Problem, r: int) -> IntArray:
 
 def _other_seeds(
     problem: Problem, waves: IntArray, state: Violations, rng: np.random.Generator
-) -> tuple[IntArray, tuple[int, int] | None]:
-    """Blocks involved in a violated capacity, link, risk, rule or range instance, and for a
+) -> tuple[IntArray, tuple[int, int] | None, int | None]:
+    """Blocks involved in a violated capacity, link, risk, rule or range instance; for a
     capacity or risk instance of wave j or a link instance of period j, the waves (j, j + 1)
-    or (j - 1, j) around it."""
+    or (j - 1, j) around it; and for a capacity or risk instance, its wave j."""
     K = problem.K
-    candidates: list[tuple[IntArray, tuple[int, int] | None]] = []
+    candidates: list[tuple[IntArray, tuple[int, int] | None, int | None]] = []
     for res, over in state.capacity.items():
         for j in np.flatnonzero(over > 0).tolist():
             in_wave = np.flatnonzero((waves == j + 1) & (problem.loads[res] > 0))
-            candidates.append((rng.permutation(in_wave)[:20], _around(j + 1, K, rng)))
+            candidates.append((rng.permutation(in_wave)[:20], _around(j + 1, K, rng), j + 1))
     if state.risk.any():
         for j in np.flatnonzero(state.risk > 0).tolist():
-            candidates.append((rng.permutation(np.flatnonzero(waves == j + 1))[:20], _around(j + 1, K, rng)))
+            in_wave = np.flatnonzero(waves == j + 1)
+            candidates.append((rng.permutation(in_wave)[:20], _around(j + 1, K, rng), j + 1))
     if state.link.any():
         S = splits(problem, waves)
         for k in np.flatnonzero(state.link > 0).tolist():
             heavy = np.flatnonzero(S[:, k])
             heavy = heavy[np.argsort(-problem.gbps[heavy], kind="stable")[:10]]
-            candidates.append((np.concatenate([problem.eu[heavy], problem.ev[heavy]]), (k + 1, k + 2)))
+            ends = np.concatenate([problem.eu[heavy], problem.ev[heavy]])
+            candidates.append((ends, (k + 1, k + 2), None))
     for i in np.flatnonzero(state.before):
         a, b, _ = problem.before[i]
-        candidates.append((np.array([a, b]), None))
+        candidates.append((np.array([a, b]), None, None))
     for i in np.flatnonzero(state.apart):
-        candidates.append((np.array(problem.apart[i][0]), None))
+        candidates.append((np.array(problem.apart[i][0]), None, None))
     for i in np.flatnonzero(state.callees_first):
-        candidates.append((np.array(problem.callees_first[i]), None))
-    candidates.append((np.flatnonzero(state.range), None))
+        candidates.append((np.array(problem.callees_first[i]), None, None))
+    candidates.append((np.flatnonzero(state.range), None, None))
     candidates = [c for c in candidates if len(c[0])]
     if not candidates:
-        return rng.integers(problem.count, size=1), None
-    seeds, window = candidates[int(rng.integers(len(candidates)))]
-    return np.unique(seeds).astype(np.int64), window
+        return rng.integers(problem.count, size=1), None, None
+    seeds, window, full = candidates[int(rng.integers(len(candidates)))]
+    return np.unique(seeds).astype(np.int64), window, full
 
 
 def _around(j: int, K: int, rng: np.random.Generator) -> tuple[int, int] | None:
