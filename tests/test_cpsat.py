@@ -3,13 +3,16 @@ hand, the full model matches brute force over all K^n plans, and sub-models keep
 
 from __future__ import annotations
 
+import gzip
 import itertools
 
 import numpy as np
 import pytest
-from conftest import random_apps, random_rules
+from conftest import DATA, random_apps, random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ortools.sat import cp_model_pb2
+from ortools.sat.python import cp_model
 
 from migplan import metrics
 from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
@@ -18,6 +21,7 @@ from migplan.solve.cpsat import (
     ModelOptions,
     build_model,
     build_problem,
+    configure,
     latency_matrix,
     objective_value,
     scaled,
@@ -335,3 +339,23 @@ def test_the_latency_drop_is_per_app_even_beside_huge_latencies() -> None:
     L, dropped, _ = latency_matrix(inv)
     w = inv.index["w"]
     assert dropped[w] == pytest.approx(0.3) and L[w].nnz == 1
+
+
+def test_a_model_whose_hint_meets_every_constraint_is_never_called_infeasible() -> None:
+    # a repair sub-model (13 soft rows, latency units near 1e-10 ms) that CP-SAT 9.15's default
+    # presolve called infeasible ("linear + amo", google/or-tools#5293), and with two workers
+    # and its hint aborted the process; ``configure`` switches that rule off
+    proto = cp_model_pb2.CpModelProto()
+    proto.ParseFromString(gzip.decompress((DATA / "presolve" / "hinted_repair_model.pb.gz").read_bytes()))
+    hint = dict(zip(proto.solution_hint.vars, proto.solution_hint.values, strict=True))
+    assert len(hint) == len(proto.variables)
+    for ct in proto.constraints:  # the hint is a solution: every enforced linear row holds
+        if ct.WhichOneof("constraint") == "linear":
+            total = sum(c * hint[v] for v, c in zip(ct.linear.vars, ct.linear.coeffs, strict=True))
+            assert ct.linear.domain[0] <= total <= ct.linear.domain[-1] or ct.enforcement_literal
+    for workers in (1, 2):
+        model = cp_model.CpModel()
+        model.proto.parse_text_format(str(proto))
+        solver = cp_model.CpSolver()
+        configure(solver, deterministic_time=5.0, wall_time=60.0, workers=workers, seed=559909100)
+        assert solver.solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)

@@ -1042,23 +1042,13 @@ def solve(
     solver = cp_model.CpSolver()
     if stop is not None and stop.is_set():
         return SolveOutcome("unknown", None, None, None, 0.0, 0.0), solver
-    prm = solver.parameters
-    prm.max_deterministic_time = max(deterministic_time, 0.001)
-    prm.max_time_in_seconds = max(wall_time, 0.01)
-    prm.num_workers = max(workers, 1)
-    prm.random_seed = seed
-    prm.catch_sigint_signal = False  # Ctrl-C belongs to the command line (it sets ``stop``)
-    if workers > 1:
-        prm.interleave_search = True
-        if not wm.penalties and violations(wm.problem, wm.base).count > 0:
-            # CP-SAT 9.15 aborts the whole process ("Check failed: heuristics.fixed_search !=
-            # nullptr") when an interleaved search is hinted with a plan that breaks a model
-            # which has no plan at all: 272 blocks at 4 waves, hinted with a repaired plan one
-            # capacity violation short.  A hard model gets no hint from a plan that breaks it
-            wm.model.clear_hints()
-    if full_lp:
-        prm.linearization_level = 2
-        prm.add_lp_constraints_lazily = False
+    configure(solver, deterministic_time, wall_time, workers, seed, full_lp)
+    if workers > 1 and not wm.penalties and violations(wm.problem, wm.base).count > 0:
+        # CP-SAT 9.15 aborts the whole process ("Check failed: heuristics.fixed_search !=
+        # nullptr") when an interleaved search is hinted with a plan that breaks a model
+        # which has no plan at all: 272 blocks at 4 waves, hinted with a repaired plan one
+        # capacity violation short.  A hard model gets no hint from a plan that breaks it
+        wm.model.clear_hints()
     if assumptions:
         wm.model.clear_assumptions()
         wm.model.add_assumptions(list(assumptions))
@@ -1085,6 +1075,31 @@ def solve(
         ),
         solver,
     )
+
+
+def configure(
+    solver: cp_model.CpSolver,
+    deterministic_time: float,
+    wall_time: float,
+    workers: int,
+    seed: int,
+    full_lp: bool = False,
+) -> None:
+    """The parameters of every CP-SAT run (``solve``)."""
+    prm = solver.parameters
+    prm.max_deterministic_time = max(deterministic_time, 0.001)
+    prm.max_time_in_seconds = max(wall_time, 0.01)
+    prm.num_workers = max(workers, 1)
+    prm.random_seed = seed
+    prm.catch_sigint_signal = False  # Ctrl-C belongs to the command line (it sets ``stop``)
+    # CP-SAT 9.15's presolve of "at most one + linear" (google/or-tools#5293, open) made a
+    # repair sub-model whose hint met every constraint "infeasible" (with two workers and the
+    # hint: a process abort); at 0 that rule does not run
+    prm.presolve_inclusion_work_limit = 0
+    prm.interleave_search = workers > 1
+    if full_lp:
+        prm.linearization_level = 2
+        prm.add_lp_constraints_lazily = False
 
 
 class _StopWatcher:
