@@ -99,3 +99,24 @@ def test_windows_only_where_three_waves_are_a_small_part_of_the_plan() -> None:
 
     assert window_share(MIN_WINDOW_WAVES - 2) == 0
     assert 0.2 < window_share(MIN_WINDOW_WAVES + 2) < 0.4  # 30 % of the draws
+
+
+def test_only_plans_that_keep_holds_for_are_kept() -> None:
+    estate = generate_estate(250, 2)
+    blocks, problem = planner_problem(estate.inventory)
+    start = estate.planted.array[np.asarray([m[0] for m in blocks.members])]
+    seen: list[np.ndarray] = []
+
+    def keep(waves: np.ndarray) -> bool:
+        seen.append(waves.copy())
+        return bool(waves[0] == start[0])  # a rule the model does not know: block 0 stays
+
+    free = improve(problem, start, Budget.start(1.5, 300, None), np.random.default_rng(4))
+    held = improve(problem, start, Budget.start(1.5, 300, None), np.random.default_rng(4), keep=keep)
+    assert free.objective < objective_units(problem, start)  # plans better than the start exist
+    assert seen  # ... and were offered, and only those keep allows were taken
+    assert held.waves[0] == start[0] and held.objective == objective_units(problem, held.waves)
+    refused = improve(
+        problem, start, Budget.start(1.5, 300, None), np.random.default_rng(4), keep=lambda w: False
+    )
+    assert refused.waves.tolist() == start.tolist() and refused.accepted == 0

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -529,3 +530,32 @@ def test_a_budget_met_exactly_is_a_plan_not_a_proof_of_infeasibility() -> None:
     result = plan(inv, PlanOptions(time_limit=20))
     assert result.status == "optimal", result.explanation
     assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible
+
+
+def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A generated estate where 3 in 10 apps have their budget at the planted plan's exact
+    worst latency: the safe model (drops, rounding against the plan) breaks those rows in
+    the planted plan itself, and its repair, overtime included, found no plan.  The
+    overtime repair on the relaxation does, and metrics finds the plan feasible."""
+    estate = generate_estate(200, 1, waves=6)
+    inv, planted = estate.inventory, estate.planted
+    worst = metrics.added_latency(inv, planted.array).max(axis=1, initial=0.0)
+    exact = (np.random.default_rng(1).random(inv.n) < 0.3) & (worst > 0)
+    apps = tuple(
+        replace(a, latency_budget_ms=float(w)) if e else a
+        for a, w, e in zip(inv.apps, worst, exact, strict=True)
+    )
+    tight = replace(inv, apps=apps)
+    assert metrics.evaluate(tight, planted).feasible
+    monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 10)  # the search path, as for larger estates
+    monkeypatch.setattr(pipeline, "SMALL_LITERALS", 10)
+    options = PlanOptions(time_limit=300, work_limit=4.0)
+    result = plan(tight, options)
+    assert result.status == "feasible" and result.plan is not None
+    assert metrics.evaluate(tight, result.plan).feasible
+    repair = next(s for s in result.stages if s["name"] == "feasibility")
+    assert repair["overtime_work"] > 0 and repair["relaxed"]
+    monkeypatch.setattr(pipeline, "_overtime_model", lambda run, problem, waves: problem)
+    assert plan(tight, options).status == "no-plan-found"  # the safe model alone

@@ -60,12 +60,15 @@ def improve(
     workers: int = 1,
     on_step: Callable[[IntArray, int], None] | None = None,
     floor: int = 0,
+    keep: Callable[[IntArray], bool] | None = None,
 ) -> ImproveResult:
     """Keep the best of many neighbourhood re-optimisations until the budget runs out.
 
     ``floor``: a lower bound on every plan's objective (model units); a plan that reaches
     it is optimal and the search stops.  Without it a plan of cost 0 (calls that never
-    need splitting) was searched on until the time limit.
+    need splitting) was searched on until the time limit.  ``keep``: a better plan is
+    kept only when this holds (its polished form, else the sub-solve's own plan): on a
+    relaxed model (pipeline), that ``metrics`` finds it feasible.
     """
     current = np.asarray(waves, dtype=np.int64).copy()
     best = objective_units(problem, current)
@@ -74,7 +77,7 @@ def improve(
         return ImproveResult(current, best, 0, 0)
     calls = BlockCalls(problem)  # built once: every polish below reads the same calls
     polished = polish(problem, current, budget, calls)
-    if polished.objective < best:
+    if polished.objective < best and (keep is None or keep(polished.waves)):
         current, best = polished.waves, polished.objective
         if on_step is not None:
             on_step(current, best)
@@ -87,7 +90,11 @@ def improve(
         value = objective_units(problem, found)
         if value < best:
             polished = polish(problem, found, budget, calls)
-            current, best = polished.waves, polished.objective
+            better = (polished.waves, polished.objective), (found, value)
+            kept = next((plan for plan in better if keep is None or keep(plan[0])), None)
+            if kept is None:
+                continue
+            current, best = kept
             accepted += 1
             if on_step is not None:
                 on_step(current, best)
