@@ -173,6 +173,7 @@ def build_problem(
     risk_weight: float,
     latency: tuple[sp.csr_matrix, FloatArray, IntArray] | None = None,
     relaxed: bool = False,
+    exact: bool = False,
 ) -> Problem:
     """Aggregate apps and dependencies into blocks and scale every number once.
 
@@ -238,7 +239,7 @@ def build_problem(
     risk_weight_units = 1 if risk_weight > 0 and total_risk > 0 else 0
 
     L, dropped, unbounded = latency if latency is not None else latency_matrix(inv)
-    lat = _latency_rows(inv, blocks, L, dropped, edge_of, E, relaxed)
+    lat = _latency_rows(inv, blocks, L, dropped, edge_of, E, relaxed, exact)
     incidence = sp.csr_matrix(
         (np.ones(2 * E), (np.concatenate([eu, ev]), np.tile(np.arange(E), 2))), shape=(blocks.count, E)
     )
@@ -275,7 +276,9 @@ def build_problem(
     )
 
 
-def relaxed_problem(problem: Problem, risk_weight: float, blocks: Blocks | None = None) -> Problem:
+def relaxed_problem(
+    problem: Problem, risk_weight: float, blocks: Blocks | None = None, exact: bool = False
+) -> Problem:
     """``problem`` as a relaxation of the user's rules: every latency coefficient kept (none
     dropped), coefficients and loads rounded down, budgets and limits up (on ``blocks`` when
     given: the proof search's own blocks, else ``problem``'s).
@@ -285,10 +288,12 @@ def relaxed_problem(problem: Problem, risk_weight: float, blocks: Blocks | None 
     30 ms under a 60 ms budget, beside a 0.03 ms call) was broken in it, and the planner
     called an estate with a plan "proven infeasible".  A proof, a bound or an optimum must
     come from this model instead; a plan it gives is checked by ``metrics`` before use.
+    ``exact``: latency rows in units fine enough that its plans pass that check
+    (``_exact_units``; the search on tight budgets, ``pipeline._overtime_model``).
     """
     latency = (problem.latency_source, np.zeros(problem.inv.n), problem.unbounded_edges)
     own = problem.blocks if blocks is None else blocks
-    return build_problem(problem.inv, own, risk_weight, latency, relaxed=True)
+    return build_problem(problem.inv, own, risk_weight, latency, relaxed=True, exact=exact)
 
 
 def decimal_scale(top: float, units: float = CAPACITY_UNITS) -> float:
@@ -314,18 +319,23 @@ def _latency_rows(
     edge_of: IntArray,
     E: int,
     relaxed: bool = False,
+    exact: bool = False,
 ) -> LatencyRows:
     """Aggregate L (apps x dependencies) onto block edges and keep the rows a plan could break
-    (``relaxed``: coefficients round down and budgets up, see ``build_problem``)."""
+    (``relaxed``: coefficients round down and budgets up, see ``build_problem``; ``exact``:
+    in units fine enough for metrics' tolerance, ``_exact_units``)."""
     up, down = roundings(relaxed)
     cross = np.flatnonzero(edge_of >= 0)
     to_edges = sp.csr_matrix((np.ones(len(cross)), (cross, edge_of[cross])), shape=(inv.m, E))
     Lb = (sp.csr_matrix(L) @ to_edges).tocsr()
     budget_ms = np.maximum(inv.budgets - dropped, 0.0)
-    # units per ms: LATENCY_SCALE, fewer where the budget would pass ROW_UNITS (a row's own
-    # factor keeps the rounding's direction: safe or relaxed, as for every other row)
-    factor = np.maximum(1.0, budget_ms / (ROW_UNITS / LATENCY_SCALE))
-    per_ms = LATENCY_SCALE / factor
+    if exact:
+        per_ms = _exact_units(budget_ms, np.diff(Lb.indptr))
+    else:
+        # units per ms: LATENCY_SCALE, fewer where the budget would pass ROW_UNITS (a row's own
+        # factor keeps the rounding's direction: safe or relaxed, as for every other row)
+        per_ms = LATENCY_SCALE / np.maximum(1.0, budget_ms / (ROW_UNITS / LATENCY_SCALE))
+    factor = LATENCY_SCALE / per_ms
     budget = scaled(budget_ms * per_ms, 1.0, down)
     # a coefficient past 2 x ROW_UNITS breaks its row alone, as 2 x ROW_UNITS does (and fits int64)
     row_of = np.repeat(np.arange(Lb.shape[0]), np.diff(Lb.indptr))
@@ -337,6 +347,22 @@ def _latency_rows(
     return LatencyRows(
         coef=coef, budget=budget[rows], app=rows.astype(np.int64), by_edge=coef.tocsc(), factor=factor[rows]
     )
+
+
+def _exact_units(budget_ms: FloatArray, terms: IntArray) -> FloatArray:
+    """Units per ms of each row of an exact relaxation (``relaxed_problem(exact=True)``).
+
+    A relaxed row rounds its terms down and its budget up, each by less than a unit, so a
+    plan it accepts passes the true budget by less than (terms + 1) units.  At (terms + 1) /
+    (REL_TOL / 2 x max(1, budget)) units per ms that stays within half of the tolerance
+    ``metrics`` allows: a plan of the model meets every budget by metrics' own check, and
+    every plan that meets them is a plan of the model.  At 0.001 ms, plans the relaxation
+    gave (NetEase, and estates with budgets at a planted plan's exact latency) passed
+    budgets by such hairs and were refused at the end.  A budget never passes ROW_UNITS
+    units (int64 room), so rows of more than ~500 terms may stay a little coarser.
+    """
+    exact = (terms + 1.0) / (metrics.REL_TOL / 2 * np.maximum(1.0, budget_ms))
+    return np.minimum(exact, ROW_UNITS / np.maximum(budget_ms, 1.0 / LATENCY_SCALE))
 
 
 def _before_pairs(inv: Inventory, blocks: Blocks) -> tuple[tuple[int, int, int], ...]:
@@ -742,20 +768,24 @@ def _soft_or_hard(
     name: str,
     assumption: cp_model.IntVar | None = None,
     room: int = 0,
+    unit: int = 1,
 ) -> None:
     """expr <= rhs; with a penalised slack when soft and the current plan already breaks it.
 
     The slack never exceeds the current excess (a violation may shrink, never grow),
     unless ``room`` allows new excess (trading, relaxed limits): up to ``room`` of it, penalised.
+    It counts in steps of ``unit`` (an exact latency row's units are far finer than 0.001
+    ms: steps of about that keep its penalty in line with every other row's, and in int64).
     """
     if isinstance(expr, int):  # every term fixed: either true or a contradiction
         if expr > rhs and not (soft and violated_by > 0):
             _false(wm, assumption)
         return
     if soft and max(violated_by, room) > 0:
-        slack = wm.model.new_int_var(0, max(violated_by, room), f"slack_{name}")
-        wm.hint(slack, violated_by)
-        ct = wm.model.add(expr - slack <= rhs)
+        steps = -(-max(violated_by, room) // unit)
+        slack = wm.model.new_int_var(0, steps, f"slack_{name}")
+        wm.hint(slack, -(-violated_by // unit))
+        ct = wm.model.add(expr - unit * slack <= rhs)
         wm.penalties.append((name, slack))
     else:
         ct = wm.model.add(expr <= rhs)
@@ -947,6 +977,7 @@ def add_latency_budgets(
     free_part = sub[:, edges].tocsr()  # columns renumbered: column j is block edge edges[j]
     free_part.eliminate_zeros()
     fixed_part = np.asarray(sub @ S) - np.asarray(free_part @ S[edges])
+    units = np.maximum(np.floor(1.0 / lat.factor[rows]), 1.0).astype(np.int64).tolist()  # per 0.001 ms
     for i, r in enumerate(rows.tolist()):
         lit = wm.assume("latency", int(lat.app[r])) if options.assumptions else None
         start, end = free_part.indptr[i], free_part.indptr[i + 1]
@@ -962,7 +993,7 @@ def add_latency_budgets(
             over = int(current.latency[r, k - 1]) if current is not None else 0
             room = top - rhs if options.trade else 0
             soft = options.soft and r != options.clear_row
-            _soft_or_hard(wm, expr, rhs, over, soft, f"lat_{r}_{k}", lit, room)
+            _soft_or_hard(wm, expr, rhs, over, soft, f"lat_{r}_{k}", lit, room, units[i])
 
 
 def set_objective(wm: WaveModel, split: SplitTable, chatty_too: bool) -> None:
