@@ -1,6 +1,6 @@
 """Generated estates with a share of their budgets at the planted plan's exact latency.
 
-    python -m bench.exact_budgets [--time-limit 400 --work-limit 21] [--estates 800:3:12:0.1 ...]
+    python -m bench.exact_budgets [--time-limit S --work-limit W] [--search-path] [--estates N:S:K:SHARE ...]
 
 Estates are APPS:SEED:WAVES:SHARE: ``generate_estate(n, seed, waves)``, then each app whose
 planted worst added latency is above 0 gets, with probability SHARE (drawn with the seed),
@@ -8,7 +8,8 @@ that latency as its budget, to the last bit.  The planted plan still meets every
 (checked), so "no plan found" is the planner's failure.  Such budgets are what the safe
 search model cannot hold (it drops small coefficients and rounds against the plan); the
 overtime repair moves to the relaxation for them (``pipeline._overtime_model``).  Prints
-``feasibility_sweep``'s table.
+``feasibility_sweep``'s table.  ``--search-path``: estates of any size skip the small
+estates' full-model path, so a few hundred apps show what the search does at scale.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.feasibility_sweep import add_limits, limits, print_sweep
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import Inventory, Plan
+from migplan.solve import pipeline
 
 ESTATES = ((800, 3, 12, 0.1), (1500, 7, 12, 0.1), (600, 8, 8, 0.1), (800, 3, 12, 1.0))
 
@@ -54,12 +56,18 @@ def main() -> None:
     parser.add_argument(
         "--estates", type=_estate, nargs="+", default=list(ESTATES), help="APPS:SEED:WAVES:SHARE"
     )
+    parser.add_argument(
+        "--search-path", action="store_true", help="no full-model path for small estates (search as at scale)"
+    )
     args = parser.parse_args()
+    if args.search_path:
+        pipeline.SMALL_BLOCKS = pipeline.SMALL_LITERALS = 0
     estates = [
         (f"{n} | {s} | {k} | {share:g}", partial(exact_budgets, n, s, k, share))
         for n, s, k, share in args.estates
     ]
-    title = f"`python -m bench.exact_budgets {limits(args)}`"
+    path = " --search-path" if args.search_path else ""
+    title = f"`python -m bench.exact_budgets {limits(args)}{path}`"
     print_sweep(title, ("apps", "seed", "waves", "exact share"), estates, args.time_limit, args.work_limit)
 
 

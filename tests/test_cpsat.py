@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from migplan.solve.cpsat import (
     configure,
     latency_matrix,
     objective_value,
+    relaxed_problem,
     scaled,
     solve,
     violations,
@@ -359,3 +361,22 @@ def test_a_model_whose_hint_meets_every_constraint_is_never_called_infeasible() 
         solver = cp_model.CpSolver()
         configure(solver, deterministic_time=5.0, wall_time=60.0, workers=workers, seed=559909100)
         assert solver.solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+
+
+def test_the_exact_relaxation_sees_a_hair_past_a_budget_that_the_relaxation_does_not() -> None:
+    # a's two split calls add 15 + 10.000011 ms against 25.00001 ms: 1e-6 ms over, far past
+    # metrics' tolerance (1e-9 relative); in 0.001 ms units rounded the plan's way it fits
+    apps = [App("a", 1.0, latency_budget_ms=25.00001), App("b", 1.0), App("c", 1.0)]
+    deps = [Dependency("a", "b", 1.0, 0.5), Dependency("a", "c", 1.0, 10.000011 / 30)]
+    inv = _inv(apps, deps, waves=2, rtt_ms=30.0)
+    waves = np.array([1, 2, 2])
+    assert not metrics.evaluate(inv, Plan.from_array(waves, 2)).feasible
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    blocks = problem.blocks.of  # one block per app here
+    plan = waves[np.argsort(blocks)]
+    assert violations(relaxed_problem(problem, 0.0), plan).count == 0  # the hair is lost
+    assert violations(relaxed_problem(problem, 0.0, exact=True), plan).count == 1
+    at_budget = replace(inv, apps=(replace(apps[0], latency_budget_ms=25.000011), *apps[1:]))
+    assert metrics.evaluate(at_budget, Plan.from_array(waves, 2)).feasible  # exactly at the budget ...
+    exact = relaxed_problem(build_problem(at_budget, build_blocks(at_budget), 0.0), 0.0, exact=True)
+    assert violations(exact, plan).count == 0  # ... is a plan of the exact relaxation
