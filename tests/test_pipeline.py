@@ -6,7 +6,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.exact_budgets import exact_budgets
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Finding, IntArray, Inventory, Rule, Scenario
@@ -539,15 +539,7 @@ def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
     worst latency: the safe model (drops, rounding against the plan) breaks those rows in
     the planted plan itself, and its repair, overtime included, found no plan.  The
     overtime repair on the relaxation does, and metrics finds the plan feasible."""
-    estate = generate_estate(200, 1, waves=6)
-    inv, planted = estate.inventory, estate.planted
-    worst = metrics.added_latency(inv, planted.array).max(axis=1, initial=0.0)
-    exact = (np.random.default_rng(1).random(inv.n) < 0.3) & (worst > 0)
-    apps = tuple(
-        replace(a, latency_budget_ms=float(w)) if e else a
-        for a, w, e in zip(inv.apps, worst, exact, strict=True)
-    )
-    tight = replace(inv, apps=apps)
+    tight, planted = exact_budgets(200, 1, 6, 0.3)  # checks that the planted plan meets every rule
     assert metrics.evaluate(tight, planted).feasible
     monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 10)  # the search path, as for larger estates
     monkeypatch.setattr(pipeline, "SMALL_LITERALS", 10)
@@ -557,5 +549,5 @@ def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
     assert metrics.evaluate(tight, result.plan).feasible
     repair = next(s for s in result.stages if s["name"] == "feasibility")
     assert repair["overtime_work"] > 0 and repair["relaxed"]
-    monkeypatch.setattr(pipeline, "_overtime_model", lambda run, problem, waves: problem)
+    monkeypatch.setattr(pipeline, "_overtime_model", lambda run, problem, repaired: problem)
     assert plan(tight, options).status == "no-plan-found"  # the safe model alone

@@ -282,14 +282,7 @@ def plan(
     if not small and repaired.violations.count > 0 and _overtime_allowed(budget):
         run.overtime = OVERTIME_SHARE * work
         budget.work += run.overtime  # what the repair leaves of it goes to the improvement
-        search = _overtime_model(run, problem, repaired.waves)
-        repaired = _repair_on(run, search, repaired, rng)
-        cleared = search is not problem and repaired.violations.count == 0 and not budget.exhausted()
-        if cleared and not _evaluate(inv, problem, repaired.waves)[1].feasible:
-            # a hair past an exact budget (the relaxation rounds 0.001 ms a term its way): on
-            # rows fine enough for metrics' tolerance, only those hairs are violations
-            search = relaxed_problem(problem, risk_weight, exact=True)
-            repaired = _repair_on(run, search, repaired, rng)
+        search, repaired = _overtime_repair(run, problem, repaired, rng)
     run.end(
         "feasibility",
         objective_value(problem, repaired.waves),
@@ -307,8 +300,9 @@ def plan(
     # counts a few marginal violations in may still meet every rule (6 of 24 at 10,000 apps):
     # that plan is feasible, and the improvement keeps it so (its sub-models hold every row
     # they touch and leave the others' splits as they are)
-    unsafe = violations(problem, repaired.waves).count > 0  # by the safe model (the repair's may be relaxed)
-    closest = _evaluate(inv, problem, repaired.waves)[1] if unsafe else None
+    # counted on the safe model (the overtime repair's own count may be the relaxation's)
+    unsafe = repaired.violations if search is problem else violations(problem, repaired.waves)
+    closest = _evaluate(inv, problem, repaired.waves)[1] if unsafe.count > 0 else None
     if closest is not None and not closest.feasible:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
@@ -411,9 +405,26 @@ def _repair_on(
     return feasibility.RepairResult(more.waves, more.violations, steps, accepted)
 
 
-def _overtime_model(run: _Run, problem: Problem, waves: IntArray) -> Problem:
+def _overtime_repair(
+    run: _Run, problem: Problem, repaired: feasibility.RepairResult, rng: np.random.Generator
+) -> tuple[Problem, feasibility.RepairResult]:
+    """(the model it worked on, the result) of the overtime repair of ``repaired`` (a safe-model
+    repair): on ``_overtime_model``'s choice, and where the relaxation's plan is refused by
+    ``metrics`` (a hair past an exact budget: it rounds 0.001 ms a term its way), on with
+    what is left on the exact relaxation, where only those hairs are violations."""
+    search = _overtime_model(run, problem, repaired)
+    repaired = _repair_on(run, search, repaired, rng)
+    cleared = search is not problem and repaired.violations.count == 0 and not run.budget.exhausted()
+    if cleared and not _evaluate(run.inv, problem, repaired.waves)[1].feasible:
+        search = relaxed_problem(problem, run.risk_weight, exact=True)
+        repaired = _repair_on(run, search, repaired, rng)
+    return search, repaired
+
+
+def _overtime_model(run: _Run, problem: Problem, repaired: feasibility.RepairResult) -> Problem:
     """The model the overtime repair works on: the relaxation (``run.relaxed``) when it counts
-    at most half of the safe model's violations (but some), else the safe model itself.
+    at most half of the safe model's violations (``repaired``'s own count) but some, else the
+    safe model itself.
 
     Why: the safe model drops small coefficients and rounds against the plan, so a budget
     that a plan meets exactly is broken in it.  Where many budgets are that tight, the
@@ -427,8 +438,8 @@ def _overtime_model(run: _Run, problem: Problem, waves: IntArray) -> Problem:
     model's excess is real.
     """
     relaxed = run.relaxed(problem)
-    loose = violations(relaxed, waves).count
-    return relaxed if 0 < 2 * loose <= violations(problem, waves).count else problem
+    loose = violations(relaxed, repaired.waves).count
+    return relaxed if 0 < 2 * loose <= repaired.violations.count else problem
 
 
 def _overtime_allowed(budget: Budget) -> bool:
