@@ -2,23 +2,48 @@
 
 Why a wrapper: importing the command line (numpy, pydantic, click) takes about a second,
 and a Ctrl-C in that second raised KeyboardInterrupt with a traceback, before click could
-turn it into its "Aborted!" (exit 1, as for an interrupted plan without a plan).
+turn it into its "Aborted!" (exit 1, as for an interrupted plan without a plan).  The
+solver is imported later, inside a command; a Ctrl-C while OR-Tools' native module starts
+comes out as ``ImportError: initialization failed`` caused by the KeyboardInterrupt, which
+click does not catch.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 EXIT_INTERRUPTED = 1  # as an interrupted plan with no plan found
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` was raised because of a Ctrl-C (somewhere in its chain of causes)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _aborted() -> NoReturn:
+    print("Aborted!", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def run() -> None:
     try:
         from migplan.cli import main
-    except KeyboardInterrupt:
-        print("Aborted!", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    main(prog_name="migplan")
+
+        main(prog_name="migplan")
+    except KeyboardInterrupt:  # before click runs; within a command click prints "Aborted!" itself
+        _aborted()
+    except ImportError as error:
+        if _interrupted(error):
+            _aborted()
+        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The ``migplan`` wrapper: a Ctrl-C while a command imports a native module is an abort."""
+
+from __future__ import annotations
+
+import pytest
+
+import migplan.cli
+from migplan import __main__ as entry
+
+
+def _import_interrupted(**_: object) -> None:
+    """As OR-Tools' pybind module does when Ctrl-C lands while it initialises."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as interrupt:
+        raise ImportError("initialization failed") from interrupt
+
+
+def _import_broken(**_: object) -> None:
+    raise ImportError("no module named ortools")
+
+
+def test_an_import_broken_by_ctrl_c_is_reported_as_aborted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (CI, stop 28): the ImportError escaped click and printed a traceback."""
+    monkeypatch.setattr(migplan.cli, "main", _import_interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.run()
+    assert exit_info.value.code == entry.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "Aborted!\n"
+
+
+def test_an_import_error_of_its_own_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(migplan.cli, "main", _import_broken)
+    with pytest.raises(ImportError, match="no module named ortools"):
+        entry.run()
