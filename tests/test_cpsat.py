@@ -380,3 +380,35 @@ def test_the_exact_relaxation_sees_a_hair_past_a_budget_that_the_relaxation_does
     assert metrics.evaluate(at_budget, Plan.from_array(waves, 2)).feasible  # exactly at the budget ...
     exact = relaxed_problem(build_problem(at_budget, build_blocks(at_budget), 0.0), 0.0, exact=True)
     assert violations(exact, plan).count == 0  # ... is a plan of the exact relaxation
+
+
+def test_the_relaxation_keeps_the_coefficients_the_search_model_drops() -> None:
+    # a (budget 30.2 ms) calls b once (30 ms) and c, d a 200th of the time (0.15 ms each): the
+    # search model drops one small call (taking it off the budget); split all three, a pays 30.3
+    apps = [App("a", 1.0, latency_budget_ms=30.2), App("b", 1.0), App("c", 1.0), App("d", 1.0)]
+    deps = [
+        Dependency("a", "b", 1.0, 1.0),
+        Dependency("a", "c", 1.0, 0.005),
+        Dependency("a", "d", 1.0, 0.005),
+    ]
+    inv = _inv(apps, deps, waves=2, rtt_ms=30.0)
+    waves = np.array([1, 2, 2, 2])
+    assert not metrics.evaluate(inv, Plan.from_array(waves, 2)).feasible
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    assert problem.dropped_ms[0] > 0 and problem.latency_source.getrow(0).nnz < 3
+    plan = waves[np.argsort(problem.blocks.of)]
+    for exact in (False, True):  # without the dropped call a relaxation saw 30.15 ms
+        assert violations(relaxed_problem(problem, 0.0, exact=exact), plan).count == 1
+
+
+def test_the_exact_relaxation_holds_max_risk_safely() -> None:
+    # risks 1.0000001, 1, 1 against max_risk 1/3: a's wave carries a hair more than a third,
+    # which the relaxation's units (1e-5 of a risk point, rounded the plan's way) lose
+    apps = [App("a", 1.0, risk=1.0000001), App("b", 1.0, risk=1.0), App("c", 1.0, risk=1.0)]
+    inv = _inv(apps, [Dependency("a", "b", 1), Dependency("b", "c", 1)], waves=3, max_risk=1 / 3)
+    waves = np.array([1, 2, 3])
+    assert metrics.evaluate(inv, Plan.from_array(waves, 3)).violation_counts["risk"] == 1
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    plan = waves[np.argsort(problem.blocks.of)]
+    assert violations(relaxed_problem(problem, 0.0), plan).count == 0
+    assert violations(relaxed_problem(problem, 0.0, exact=True), plan).count == 1

@@ -276,7 +276,8 @@ def test_cut_neighbourhood_frees_the_two_waves_at_the_worst_period() -> None:
     assert set(in_window.tolist()) <= set(free.tolist())
 
 
-def test_multilevel_repair_reports_fine_plans_and_never_ends_worse() -> None:
+def test_multilevel_repair_reports_fine_plans_and_never_ends_worse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feasibility, "ENOUGH_BELOW", 10**9)  # enough is asked after every accepted step
     inv = generate_estate(300, 3).inventory
     blocks, problem = planner_problem(inv)
     level = coarsen(problem, 1.0, LEVEL_SHARES[0], seed=0)
@@ -284,6 +285,12 @@ def test_multilevel_repair_reports_fine_plans_and_never_ends_worse() -> None:
     before = violations(problem, start)
     assert before.count > 0
     seen: list[int] = []
+    asked: list[int] = []
+
+    def enough(waves: np.ndarray) -> bool:
+        asked.append(len(waves))
+        return False  # never satisfied: the repair runs as without it
+
     result = multilevel_repair(
         problem,
         start,
@@ -293,7 +300,34 @@ def test_multilevel_repair_reports_fine_plans_and_never_ends_worse() -> None:
         np.random.default_rng(0),
         seed=0,
         on_step=lambda w, v: seen.append(len(w)),
+        enough=enough,
     )
     assert seen and set(seen) == {problem.count}  # coarse steps are reported as block plans
+    assert asked and set(asked) == {problem.count}  # ... and checked as block plans
+    assert not result.passed
     assert result.violations.score < before.score
     assert np.all((result.waves >= blocks.lo) & (result.waves <= blocks.hi))
+
+
+def test_a_repair_stops_at_the_first_plan_that_passes_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``enough`` (the planner's metrics check) is asked only of plans with at most
+    ENOUGH_BELOW violations in the model; the first it passes ends the repair, with the
+    model's violations left (its rounding, which the rules themselves may not have)."""
+    inv = generate_estate(200, 3).inventory
+    blocks, problem = planner_problem(inv)
+    start = construct_blocks(inv, blocks, 0)
+    before = violations(problem, start).count
+    plain = repair(problem, start, Budget.start(3, 60, None), np.random.default_rng(1))
+    assert not plain.passed and plain.violations.count < before - 1  # the repair would go on past...
+    below = before - 1  # ... a plan with one violation fewer than the start
+    monkeypatch.setattr(feasibility, "ENOUGH_BELOW", below)
+    asked: list[int] = []
+
+    def enough(waves: np.ndarray) -> bool:
+        asked.append(violations(problem, waves).count)
+        return True
+
+    result = repair(problem, start, Budget.start(3, 60, None), np.random.default_rng(1), enough=enough)
+    assert result.passed and result.done
+    assert len(asked) == 1 and 0 < asked[0] <= below  # never asked of the start (over the limit)
+    assert result.violations.count == asked[0] and result.steps < plain.steps

@@ -19,7 +19,7 @@ from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Finding, IntArray, Inventory, Rule, Scenario
 from migplan.solve import bounds, explain, feasibility, pipeline
 from migplan.solve.cpsat import Problem, relaxed_problem, violations
-from migplan.solve.pipeline import PlanOptions, Progress, plan
+from migplan.solve.pipeline import PlanOptions, PlanResult, Progress, plan
 from migplan.solve.search import Budget
 
 RepairBody = Callable[[Problem, IntArray, Budget], feasibility.RepairResult]
@@ -45,6 +45,7 @@ def _repair_stub(
         tidy: bool = True,
         kicks: bool = True,
         patience: int | None = None,
+        enough: object = None,
     ) -> feasibility.RepairResult:
         if tidies is not None:
             tidies.append(tidy)
@@ -532,6 +533,15 @@ def test_a_budget_met_exactly_is_a_plan_not_a_proof_of_infeasibility() -> None:
     assert result.plan is not None and metrics.evaluate(inv, result.plan).feasible
 
 
+def _on_the_search_path(monkeypatch: pytest.MonkeyPatch, inv: Inventory) -> tuple[PlanResult, dict[str, Any]]:
+    """``plan(inv)`` at work 4 with no full-model path (the search, as for larger estates), and
+    its feasibility stage."""
+    monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 10)
+    monkeypatch.setattr(pipeline, "SMALL_LITERALS", 10)
+    result = plan(inv, PlanOptions(time_limit=300, work_limit=4.0))
+    return result, next(s for s in result.stages if s["name"] == "feasibility")
+
+
 def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -541,13 +551,28 @@ def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
     overtime repair on the relaxation does, and metrics finds the plan feasible."""
     tight, planted = exact_budgets(200, 1, 6, 0.3)  # checks that the planted plan meets every rule
     assert metrics.evaluate(tight, planted).feasible
-    monkeypatch.setattr(pipeline, "SMALL_BLOCKS", 10)  # the search path, as for larger estates
-    monkeypatch.setattr(pipeline, "SMALL_LITERALS", 10)
-    options = PlanOptions(time_limit=300, work_limit=4.0)
-    result = plan(tight, options)
+    result, repair = _on_the_search_path(monkeypatch, tight)
     assert result.status == "feasible" and result.plan is not None
     assert metrics.evaluate(tight, result.plan).feasible
-    repair = next(s for s in result.stages if s["name"] == "feasibility")
     assert repair["overtime_work"] > 0 and repair["relaxed"]
     monkeypatch.setattr(pipeline, "_overtime_model", lambda run, problem, repaired: problem)
-    assert plan(tight, options).status == "no-plan-found"  # the safe model alone
+    monkeypatch.setattr(feasibility, "ENOUGH_BELOW", 0)  # nor a plan metrics passes ends the repair
+    alone, stage = _on_the_search_path(monkeypatch, tight)  # the safe model alone ...
+    assert stage["violations"] > 0  # ... ends with real violations, left to the explanation
+    assert "explanation" in {s["name"] for s in alone.stages}  # (whose proof search may find a plan)
+
+
+def test_a_repair_ends_at_a_plan_metrics_passes_whatever_the_safe_model_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """exact_budgets(300, 1, 8, 0.2): the repair reaches a plan that meets every rule while the
+    safe model still counts violations (its rounding at budgets met exactly); the repair
+    stops there (``enough``), with no overtime.  Without the check it chases the rounding
+    into overtime."""
+    tight, _ = exact_budgets(300, 1, 8, 0.2)
+    result, repair = _on_the_search_path(monkeypatch, tight)
+    assert result.status == "feasible" and result.plan is not None
+    assert metrics.evaluate(tight, result.plan).feasible
+    assert repair["violations"] > 0 and repair["passed"] and repair["overtime_work"] == 0
+    monkeypatch.setattr(feasibility, "ENOUGH_BELOW", 0)  # never asked
+    assert _on_the_search_path(monkeypatch, tight)[1]["overtime_work"] > 0

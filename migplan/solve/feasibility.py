@@ -94,14 +94,27 @@ LEVEL_SHARES = (0.15, 0.1)
 COARSE_WORK_SHARE = 0.2
 FINE_WORK_SHARE = 0.1
 COARSEN_WORK_PER_BLOCK = 0.0005  # Louvain and the coarse problem: ~1 s at 2,675 blocks
+# ``enough`` is asked only of plans with at most this many violations in the model: the
+# model's excess over the rules is its rounding, which a few marginal rows show, not hundreds
+ENOUGH_BELOW = 64
 
 
 @dataclass(frozen=True)
 class RepairResult:
     waves: IntArray
-    violations: Violations
+    violations: Violations  # in the repair's model
     steps: int
     accepted: int
+    passed: bool = False  # ``enough`` held for ``waves``: a plan, whatever the model still counts
+
+    @property
+    def done(self) -> bool:
+        """No violation left in the model, or the plan passed ``enough`` (the rules themselves)."""
+        return self.violations.count == 0 or self.passed
+
+
+def _passes(enough: Callable[[IntArray], bool] | None, waves: IntArray, state: Violations) -> bool:
+    return enough is not None and 0 < state.count <= ENOUGH_BELOW and enough(waves)
 
 
 def repair(
@@ -114,8 +127,10 @@ def repair(
     kicks: bool = True,
     tidy: bool = True,
     patience: int | None = None,
+    enough: Callable[[IntArray], bool] | None = None,
 ) -> RepairResult:
-    """Remove violations from ``waves`` until none are left or the budget runs out.
+    """Remove violations from ``waves`` until none are left, ``enough`` holds, or the budget
+    runs out.
 
     Each repair step that lowers the violation score is followed by a tidy step on the
     same blocks: the new violations stay capped (soft, never growing) while the chatty
@@ -127,14 +142,19 @@ def repair(
     attempts (a kick's own repair).  ``tidy`` False: no tidy steps (the planner's later
     passes, when the first found no plan: tidies took a third of a repair's work).
     ``patience``: give up after that many failed steps in a row (a kick's own repair).
+    ``enough``: the planner's check of a plan against the rules (``metrics``), asked after
+    every accepted step.  The model rounds against the plan, so a plan may meet every rule
+    with violations left in the model; the repair's own goal is met then, and its steps
+    would chase rounding (or, worse, trade a marginal row for a real excess).
     """
     current = np.asarray(waves, dtype=np.int64).copy()
     state = violations(problem, current)
+    passed = _passes(enough, current, state)
     steps = accepted = 0
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
     kicked = np.zeros(len(problem.latency.app), dtype=np.int64)  # kicks per latency row
     stalled = 0  # steps since the last accepted one
-    while state.count > 0 and not budget.exhausted():
+    while state.count > 0 and not passed and not budget.exhausted():
         if patience is not None and stalled >= patience:
             break
         kick_now = kicks and stalled >= STALL_STEPS and (stalled - STALL_STEPS) % 2 == 0
@@ -159,13 +179,14 @@ def repair(
                 accepted += 1
                 stalled = 0
                 failures //= 2  # the plan changed: old failures say less
+                passed = _passes(enough, current, state)
                 if on_step is not None:
                     on_step(current, state)
                 continue
         stalled += 1
         if row is not None:
             failures[row] += 1
-    return RepairResult(current, state, steps, accepted)
+    return RepairResult(current, state, steps, accepted, passed)
 
 
 def _tidy(
@@ -200,6 +221,7 @@ def multilevel_repair(
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
     tidy: bool = True,
+    enough: Callable[[IntArray], bool] | None = None,
 ) -> RepairResult:
     """Repair in cycles: on clusters of blocks (``coarsen``), then on the blocks themselves.
 
@@ -209,9 +231,10 @@ def multilevel_repair(
     """
     current = np.asarray(start, dtype=np.int64).copy()
     state = violations(problem, current)
+    passed = _passes(enough, current, state)
     total = budget.work - budget.used
     steps = accepted = cycle = 0
-    while state.count > 0 and not budget.exhausted():
+    while state.count > 0 and not passed and not budget.exhausted():
         if first is None:
             first = coarse_level(problem, risk_weight, budget, seed, cycle, current)
         for level in (first, None):
@@ -219,19 +242,27 @@ def multilevel_repair(
             if level is not None:
                 coarse_start = level.restrict(current)
                 found = repair(
-                    level.problem, coarse_start, part, rng, _lifted(level, on_step), workers, tidy=tidy
+                    level.problem,
+                    coarse_start,
+                    part,
+                    rng,
+                    _lifted(level, on_step),
+                    workers,
+                    tidy=tidy,
+                    enough=_lifted_check(level, enough),
                 )
                 current = level.refine(found.waves)
             else:
-                found = repair(problem, current, part, rng, on_step, workers, tidy=tidy)
+                found = repair(problem, current, part, rng, on_step, workers, tidy=tidy, enough=enough)
                 current = found.waves
             budget.absorb(part)
             steps, accepted = steps + found.steps, accepted + found.accepted
             state = violations(problem, current)
-            if state.count == 0 or budget.exhausted():
+            passed = found.passed
+            if state.count == 0 or passed or budget.exhausted():
                 break
         cycle, first = cycle + 1, None
-    return RepairResult(current, state, steps, accepted)
+    return RepairResult(current, state, steps, accepted, passed)
 
 
 def coarse_level(
@@ -250,6 +281,16 @@ def _lifted(
     if on_step is None:
         return None
     return lambda waves, state: on_step(level.refine(waves), state)
+
+
+Check = Callable[[IntArray], bool]
+
+
+def _lifted_check(level: Level, enough: Check | None) -> Check | None:
+    """A coarse repair's ``enough``: the check of its plan in fine blocks."""
+    if enough is None:
+        return None
+    return lambda waves: enough(level.refine(waves))
 
 
 def _neighbourhood(
