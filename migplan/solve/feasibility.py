@@ -97,6 +97,7 @@ COARSEN_WORK_PER_BLOCK = 0.0005  # Louvain and the coarse problem: ~1 s at 2,675
 # ``enough`` is asked only of plans with at most this many violations in the model: the
 # model's excess over the rules is its rounding, which a few marginal rows show, not hundreds
 ENOUGH_BELOW = 64
+Check = Callable[[IntArray], bool]  # the planner's verdict on a plan (``enough``)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class RepairResult:
         return self.violations.count == 0 or self.passed
 
 
-def _passes(enough: Callable[[IntArray], bool] | None, waves: IntArray, state: Violations) -> bool:
+def _passes(enough: Check | None, waves: IntArray, state: Violations) -> bool:
     return enough is not None and 0 < state.count <= ENOUGH_BELOW and enough(waves)
 
 
@@ -127,7 +128,7 @@ def repair(
     kicks: bool = True,
     tidy: bool = True,
     patience: int | None = None,
-    enough: Callable[[IntArray], bool] | None = None,
+    enough: Check | None = None,
 ) -> RepairResult:
     """Remove violations from ``waves`` until none are left, ``enough`` holds, or the budget
     runs out.
@@ -221,7 +222,7 @@ def multilevel_repair(
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
     tidy: bool = True,
-    enough: Callable[[IntArray], bool] | None = None,
+    enough: Check | None = None,
 ) -> RepairResult:
     """Repair in cycles: on clusters of blocks (``coarsen``), then on the blocks themselves.
 
@@ -281,9 +282,6 @@ def _lifted(
     if on_step is None:
         return None
     return lambda waves, state: on_step(level.refine(waves), state)
-
-
-Check = Callable[[IntArray], bool]
 
 
 def _lifted_check(level: Level, enough: Check | None) -> Check | None:
