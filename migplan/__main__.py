@@ -5,7 +5,7 @@ and a Ctrl-C in that second raised KeyboardInterrupt with a traceback, before cl
 turn it into its "Aborted!" (exit 1, as for an interrupted plan without a plan).  The
 solver is imported later, inside a command; a Ctrl-C while OR-Tools' native module starts
 comes out as ``ImportError: initialization failed`` caused by the KeyboardInterrupt, which
-click does not catch.
+click does not catch.  Any error caused by a Ctrl-C is reported as the abort it is.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def run() -> None:
         main(prog_name="migplan")
     except KeyboardInterrupt:  # before click runs; within a command click prints "Aborted!" itself
         _aborted()
-    except ImportError as error:
+    except Exception as error:  # e.g. ImportError from a native module; others may wrap it too
         if _interrupted(error):
             _aborted()
         raise

@@ -35,3 +35,18 @@ def test_an_import_error_of_its_own_is_not_hidden(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(migplan.cli, "main", _import_broken)
     with pytest.raises(ImportError, match="no module named ortools"):
         entry.run()
+
+
+def test_any_error_caused_by_ctrl_c_is_reported_as_aborted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def wrapped(**_: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("returned a result with an exception set")  # noqa: B904 (implicit context)
+
+    monkeypatch.setattr(migplan.cli, "main", wrapped)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.run()
+    assert exit_info.value.code == entry.EXIT_INTERRUPTED and capsys.readouterr().err == "Aborted!\n"
