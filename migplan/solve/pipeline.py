@@ -303,7 +303,8 @@ def plan(
     # they touch and leave the others' splits as they are)
     # counted on the safe model (the overtime repair's own count may be the relaxation's)
     unsafe = repaired.violations if search is problem else violations(problem, repaired.waves)
-    closest = _evaluate(inv, problem, repaired.waves)[1] if unsafe.count > 0 else None
+    # (a plan the repair's ``enough`` passed is one: metrics need not be asked again)
+    closest = _evaluate(inv, problem, repaired.waves)[1] if unsafe.count > 0 and not repaired.passed else None
     if closest is not None and not closest.feasible:
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
@@ -314,8 +315,10 @@ def plan(
     floor = _bound(run, problem, feasible_start)
     # a start the model counts violations in (the relaxation's, or the safe model's that
     # metrics passes): the improvement holds the rows its sub-models touch in the model, not
-    # the rules, so a budget met exactly may be passed; only plans metrics passes are kept
-    checked = search is not problem or violations(problem, feasible_start).count > 0
+    # the rules, so a budget met exactly may be passed; only plans metrics passes are kept.
+    # (A plan the explanation found replaced such a start; a safe model's plan among those
+    # passes the check anyway.)
+    checked = search is not problem or unsafe.count > 0
     run.begin("improvement")
     improved = lns.improve(
         search,
@@ -413,8 +416,7 @@ def _repair_on(
     estates at exact budgets) and the others cost 0.85-1.00 x as much.
     """
     more = _repair(run, problem, repaired.waves, run.budget.child(1.0), rng, tidy=False)
-    steps, accepted = repaired.steps + more.steps, repaired.accepted + more.accepted
-    return feasibility.RepairResult(more.waves, more.violations, steps, accepted, more.passed)
+    return replace(more, steps=repaired.steps + more.steps, accepted=repaired.accepted + more.accepted)
 
 
 def _overtime_repair(
@@ -426,7 +428,8 @@ def _overtime_repair(
     what is left on the exact relaxation, where only those hairs are violations."""
     search = _overtime_model(run, problem, repaired)
     repaired = _repair_on(run, search, repaired, rng)
-    cleared = search is not problem and repaired.violations.count == 0 and not run.budget.exhausted()
+    # the exact relaxation's plans meet every rule: only the relaxation's may be a hair over
+    cleared = search is run.relaxed(problem) and repaired.violations.count == 0 and not run.budget.exhausted()
     if cleared and not _evaluate(run.inv, problem, repaired.waves)[1].feasible:
         search = relaxed_problem(problem, run.risk_weight, exact=True)
         repaired = _repair_on(run, search, repaired, rng)
