@@ -241,6 +241,43 @@ def test_an_overfull_wave_is_also_tried_with_a_neighbouring_wave() -> None:
     assert result.violations.count == 0
 
 
+def _chain_estate() -> tuple[Problem, np.ndarray]:
+    """Wave 2 holds three apps of two; the only fix is a chain over three waves: x (waves 1-2
+    only) moves to wave 1 while a, not called by anyone, moves on from wave 1 to wave 3."""
+    apps = [
+        App("a", 1),
+        App("b", 1, pinned_wave=1),
+        App("x", 1, earliest_wave=1, latest_wave=2),
+        App("p", 1, pinned_wave=2),
+        App("q", 1, pinned_wave=2),
+        App("c", 1, pinned_wave=3),
+    ]
+    inv = Inventory(tuple(apps), (), Scenario(waves=3, capacity_apps=2.0, risk_weight=0.0))
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    return problem, np.array([1, 1, 2, 2, 2, 3])
+
+
+def test_an_overfull_waves_window_widens_while_the_repair_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
+    problem, waves = _chain_estate()
+    state = violations(problem, waves)
+    failures = np.zeros(len(problem.latency.app), dtype=np.int64)
+    for widen, widths in ((0, {2}), (1, {3})):  # (1, 2) or (2, 3); one wave more each side, clipped
+        seen = set()
+        for seed in range(20):
+            _, _, options, _ = _neighbourhood(
+                problem, waves, state, failures, np.random.default_rng(seed), widen=widen
+            )
+            if options.window is not None:
+                seen.add(options.window[1] - options.window[0] + 1)
+        assert seen == widths
+    result = repair(problem, waves, Budget.start(5, 60, None), np.random.default_rng(0), patience=40)
+    assert result.violations.count == 0 and result.waves.tolist() == [3, 1, 1, 2, 2, 3]
+    # two waves at a time, or a ball (a calls no one), never find the chain
+    monkeypatch.setattr(feasibility, "OTHER_WIDENINGS", 1)
+    stuck = repair(problem, waves, Budget.start(5, 60, None), np.random.default_rng(0), patience=40)
+    assert stuck.violations.count == 1
+
+
 def test_repair_on_a_generated_estate_only_lowers_the_violation_score() -> None:
     inv = generate_estate(200, 3).inventory
     blocks, problem = planner_problem(inv)
