@@ -412,3 +412,23 @@ def test_the_exact_relaxation_holds_max_risk_safely() -> None:
     plan = waves[np.argsort(problem.blocks.of)]
     assert violations(relaxed_problem(problem, 0.0), plan).count == 0
     assert violations(relaxed_problem(problem, 0.0, exact=True), plan).count == 1
+
+
+def test_a_kicks_model_is_solved_by_one_worker_with_its_hint_kept() -> None:
+    # a -> c split adds 30 ms of a's 10; a may not leave wave 1, so no plan clears its row
+    # (b, free, gives the model a hinted variable).  CP-SAT 9.15 aborted the process on such
+    # a model (hinted with the plan that breaks the cleared row) with an interleaved search:
+    # a kick on a generated 1,800-app estate (seed 120, 16 waves)
+    apps = [App("a", 1, latency_budget_ms=10, latest_wave=1), App("b", 1), App("c", 1)]
+    inv = _inv(apps, [Dependency("a", "c", 10)], waves=2)
+    problem = build_problem(inv, build_blocks(inv), 0.0)
+    start = np.array([1, 1, 2])
+    row = int(np.flatnonzero(violations(problem, start).latency.sum(axis=1))[0])
+    kick = ModelOptions(soft=True, chatty=False, relax_limits=True, clear_row=row)
+    wm = build_model(problem, start, [0, 1], kick)
+    outcome, solver = solve(wm, deterministic_time=5.0, wall_time=60.0, workers=2)
+    assert outcome.status == "infeasible" and solver.parameters.num_workers == 1
+    assert wm.model.proto.has_solution_hint()  # kept: the plan the kick should stay near
+    plain = build_model(problem, start, [0, 1], replace(kick, clear_row=None))
+    outcome, solver = solve(plain, deterministic_time=5.0, wall_time=60.0, workers=2)
+    assert outcome.status != "infeasible" and solver.parameters.num_workers == 2

@@ -551,6 +551,7 @@ class WaveModel:
     assumption_vars: list[cp_model.IntVar] = field(default_factory=list)
     penalties: list[tuple[str, Any]] = field(default_factory=list)  # (name, penalised term)
     const: dict[tuple[int, int], int] = field(default_factory=dict)  # free blocks' fixed literals
+    clear_row: int | None = None  # a kick's latency row: hard here, and broken by the hint
 
     def lit(self, b: int, k: int) -> Term:
         """x[b,k] as a variable or the constant 0/1 (a fixed block's literal follows its wave)."""
@@ -610,6 +611,7 @@ def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: 
     """The wave model with ``free`` blocks variable and the others at their wave in ``base``."""
     free_arr = np.unique(np.asarray(list(free), dtype=np.int64))
     wm = WaveModel(cp_model.CpModel(), problem, np.asarray(base, dtype=np.int64).copy(), free_arr)
+    wm.clear_row = options.clear_row
     current = violations(problem, wm.base) if options.soft else None
     _add_wave_literals(wm, options)
     base_splits = splits(problem, wm.base).astype(np.int64)
@@ -1079,12 +1081,17 @@ def solve(
     solver = cp_model.CpSolver()
     if stop is not None and stop.is_set():
         return SolveOutcome("unknown", None, None, None, 0.0, 0.0), solver
+    # CP-SAT 9.15 aborts the whole process ("Check failed: heuristics.fixed_search !=
+    # nullptr") when an interleaved search is hinted with a plan that breaks a model which
+    # has no plan at all: 272 blocks at 4 waves, hinted with a repaired plan one capacity
+    # violation short.  A hard model gets no hint from a plan that breaks it.  A kick's
+    # model keeps its hint (the plan it should stay near) and is solved by one worker,
+    # which reports the same model infeasible: a kick on a generated 1,800-app estate
+    # (seed 120, 16 waves) aborted with two
+    if workers > 1 and wm.clear_row is not None:
+        workers = 1
     configure(solver, deterministic_time, wall_time, workers, seed, full_lp)
     if workers > 1 and not wm.penalties and violations(wm.problem, wm.base).count > 0:
-        # CP-SAT 9.15 aborts the whole process ("Check failed: heuristics.fixed_search !=
-        # nullptr") when an interleaved search is hinted with a plan that breaks a model
-        # which has no plan at all: 272 blocks at 4 waves, hinted with a repaired plan one
-        # capacity violation short.  A hard model gets no hint from a plan that breaks it
         wm.model.clear_hints()
     if assumptions:
         wm.model.clear_assumptions()
