@@ -362,8 +362,9 @@ def _widened(pair: tuple[int, int], full: int | None, widen: int, K: int) -> tup
     between two waves clears it; a chain across three can (one app out to the wave
     before while another moves on from there to the wave after).  On three generated
     estates of 1,000-1,200 apps at 12-18 waves the last wave over its apps or risk limit
-    survived 21 units of overtime; from those plans the waves j-1..j+1 cleared it in one
-    sub-solve of 0.5 units, where both pairs were infeasible at once.
+    survived 21 units of overtime; from two of those plans the waves j-1..j+1 cleared it
+    in one sub-solve of 0.5 units, where both pairs were proven infeasible at once (the
+    third, a risk excess, took the repair's own path; all three are planned now).
     """
     if widen == 0:
         return pair
