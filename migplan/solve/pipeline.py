@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -328,7 +329,7 @@ def plan(
         options.workers,
         on_step=lambda w, v: run.report("improvement", objective_value(problem, w), 0),
         floor=floor,
-        keep=(lambda w: _evaluate(inv, problem, w)[1].feasible) if checked else None,
+        keep=partial(_meets_rules, inv, problem) if checked else None,
     )
     run.end(
         "improvement",
@@ -377,9 +378,7 @@ def _repair(
     def on_step(w: IntArray, v: Violations) -> None:
         run.report(label, objective_value(problem, w), v.count)
 
-    def enough(w: IntArray) -> bool:
-        return _evaluate(run.inv, problem, w)[1].feasible
-
+    enough = partial(_meets_rules, run.inv, problem)
     if problem.count >= MULTILEVEL_BLOCKS:
         repaired = feasibility.multilevel_repair(
             problem,
@@ -430,7 +429,7 @@ def _overtime_repair(
     repaired = _repair_on(run, search, repaired, rng)
     # the exact relaxation's plans meet every rule: only the relaxation's may be a hair over
     cleared = search is run.relaxed(problem) and repaired.violations.count == 0 and not run.budget.exhausted()
-    if cleared and not _evaluate(run.inv, problem, repaired.waves)[1].feasible:
+    if cleared and not _meets_rules(run.inv, problem, repaired.waves):
         search = relaxed_problem(problem, run.risk_weight, exact=True)
         repaired = _repair_on(run, search, repaired, rng)
     return search, repaired
@@ -571,7 +570,7 @@ def _solve_small(
         )
         why = _proven(_explain(run, problem, "infeasible")[0], (proof,))
         return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
-    if outcome.waves is None and _evaluate(run.inv, problem, start)[1].feasible:
+    if outcome.waves is None and _meets_rules(run.inv, problem, start):
         # the full model found nothing in the time left (1,000 waves: none was left): the
         # repaired start is a plan, as a large estate's would be
         kept: Status = "interrupted" if budget.stop.is_set() else "feasible"
@@ -644,7 +643,7 @@ def _full_model(
             bound = outcome.bound
         if relaxed and outcome.status == "infeasible":
             return outcome, log, bound
-        feasible = outcome.waves is not None and _evaluate(run.inv, problem, outcome.waves)[1].feasible
+        feasible = outcome.waves is not None and _meets_rules(run.inv, problem, outcome.waves)
         if feasible and relaxed and outcome.status == "optimal":
             return outcome, log, bound
         if feasible and (
@@ -673,6 +672,11 @@ def _evaluate(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[
     """The app plan of a block plan and ``metrics.evaluate``'s verdict on it (the truth, not the model's)."""
     candidate = Plan.from_array(problem.blocks.expand(block_waves), inv.K)
     return candidate, metrics.evaluate(inv, candidate)
+
+
+def _meets_rules(inv: Inventory, problem: Problem, block_waves: IntArray) -> bool:
+    """``metrics`` passes the block plan: every rule, on exact figures (the planner's ``Check``)."""
+    return _evaluate(inv, problem, block_waves)[1].feasible
 
 
 def _precheck(inv: Inventory, contracted: Blocks | None = None) -> tuple[Finding, ...]:
