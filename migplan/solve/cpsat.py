@@ -610,8 +610,8 @@ class ModelOptions:
 def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: ModelOptions) -> WaveModel:
     """The wave model with ``free`` blocks variable and the others at their wave in ``base``."""
     free_arr = np.unique(np.asarray(list(free), dtype=np.int64))
-    wm = WaveModel(cp_model.CpModel(), problem, np.asarray(base, dtype=np.int64).copy(), free_arr)
-    wm.clear_row = options.clear_row
+    base_arr = np.asarray(base, dtype=np.int64).copy()
+    wm = WaveModel(cp_model.CpModel(), problem, base_arr, free_arr, clear_row=options.clear_row)
     current = violations(problem, wm.base) if options.soft else None
     _add_wave_literals(wm, options)
     base_splits = splits(problem, wm.base).astype(np.int64)
