@@ -91,8 +91,6 @@ def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.
     )
     assert violations(problem, clear).count == 0
     assert objective_units(problem, shrink) > DAMAGE_LIMIT * objective_units(problem, start)
-    # the rule reads the cost after the step's polish, which would take x back to y here
-    monkeypatch.setattr(feasibility, "_polished", lambda p, found, state, *rest: (found, state))
 
     monkeypatch.setattr(feasibility, "sub_solve", _offer(shrink))
     kept = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
@@ -103,18 +101,18 @@ def test_a_costly_step_that_clears_no_violation_is_rejected(monkeypatch: pytest.
     assert cleared.accepted == 1 and cleared.violations.count == 0
 
 
-def test_each_accepted_repair_step_is_polished(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The offered step clears fe's budget but leaves y a wave from x (1,000 qps split): the
-    polish moves y back, so the plan kept has no violation and costs less than the step."""
+def test_a_repair_without_tidy_never_minimises_the_chatty_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each accepted step is tidied (a sub-solve with the chatty cost in its objective) unless
+    ``tidy`` is False."""
     inv, start = _one_violation_and_a_chatty_pair()
     problem = build_problem(inv, build_blocks(inv), 0.0)
-    clear = np.array([1, 2, 2, 2, 3, 2])  # fe -> svc -> db, db2 in one cut; x | y split
-    assert violations(problem, clear).count == 0
-    monkeypatch.setattr(feasibility, "sub_solve", _offer(clear))
-    result = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0))
-    assert result.violations.count == 0 and result.accepted == 1
-    assert objective_units(problem, result.waves) < objective_units(problem, clear)
-    assert result.waves[4] == result.waves[5]  # x and y together again
+    clear = np.array([1, 2, 2, 2, 3, 1])
+    seen: list[ModelOptions] = []
+    monkeypatch.setattr(feasibility, "sub_solve", _offer(clear, seen))
+    for tidy, expected in ((True, [False, True]), (False, [False])):
+        seen.clear()
+        result = repair(problem, start, Budget.start(5, 60, None), np.random.default_rng(0), tidy=tidy)
+        assert result.violations.count == 0 and [o.chatty for o in seen] == expected
 
 
 def test_a_stalled_repair_kicks_every_other_step(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,8 +29,11 @@ def _inv(apps: list[App], deps: list[Dependency], **scenario: object) -> Invento
     return Inventory(tuple(apps), tuple(deps), Scenario(**scenario))  # type: ignore[arg-type]
 
 
-def _repair_stub(body: RepairBody) -> Callable[..., feasibility.RepairResult]:
-    """A stand-in for ``feasibility.repair`` with its signature; ``body`` says what it does."""
+def _repair_stub(
+    body: RepairBody, tidies: list[bool] | None = None
+) -> Callable[..., feasibility.RepairResult]:
+    """A stand-in for ``feasibility.repair`` with its signature; ``body`` says what it does,
+    ``tidies`` collects each call's ``tidy``."""
 
     def stub(
         problem: Problem,
@@ -39,10 +42,13 @@ def _repair_stub(body: RepairBody) -> Callable[..., feasibility.RepairResult]:
         rng: np.random.Generator,
         on_step: object = None,
         workers: int = 1,
+        tidy: bool = True,
         kicks: bool = True,
         patience: int | None = None,
         enough: object = None,
     ) -> feasibility.RepairResult:
+        if tidies is not None:
+            tidies.append(tidy)
         return body(problem, waves, budget)
 
     return stub
@@ -290,7 +296,8 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without a plan the improvement stage never runs: its share of the work goes to the repair,
-    and when the work budget ends with time on the clock, OVERTIME_SHARE of it more."""
+    and when the work budget ends with time on the clock, OVERTIME_SHARE of it more.  Only the
+    first pass tidies its steps: the later ones spend all their work on the violations."""
     from migplan.solve import pipeline
 
     calls: list[tuple[float, float]] = []
@@ -300,13 +307,14 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
         budget.charge(budget.work - budget.used)  # spends its stage and removes nothing
         return feasibility.RepairResult(waves, violations(problem, waves), 3, 1)
 
-    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck))
+    tidies: list[bool] = []
+    monkeypatch.setattr(feasibility, "repair", _repair_stub(stuck, tidies))
     inv = generate_estate(300, 4).inventory
     seen: list[Progress] = []
     result = plan(inv, PlanOptions(time_limit=120, work_limit=4, workers=1), seen.append)
     assert result.status == "no-plan-found"
     assert "feasibility (overtime)" in {p.stage for p in seen}  # the bar says why it starts again
-    assert len(calls) == 3
+    assert len(calls) == 3 and tidies == [True, False, False]
     (_, end1), (used2, end2), (used3, end3) = calls
     assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve
     assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)
@@ -557,11 +565,11 @@ def test_budgets_met_exactly_by_many_apps_are_planned_on_the_relaxation(
 def test_a_repair_ends_at_a_plan_metrics_passes_whatever_the_safe_model_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """exact_budgets(300, 1, 8, 0.3): the repair reaches a plan that meets every rule while the
+    """exact_budgets(300, 1, 8, 0.2): the repair reaches a plan that meets every rule while the
     safe model still counts violations (its rounding at budgets met exactly); the repair
     stops there (``enough``), with no overtime.  Without the check it chases the rounding
     into overtime."""
-    tight, _ = exact_budgets(300, 1, 8, 0.3)
+    tight, _ = exact_budgets(300, 1, 8, 0.2)
     result, repair = _on_the_search_path(monkeypatch, tight)
     assert result.status == "feasible" and result.plan is not None
     assert metrics.evaluate(tight, result.plan).feasible

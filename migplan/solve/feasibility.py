@@ -7,8 +7,7 @@ app's block and the endpoints of its split edges with a coefficient, grown
 breadth-first), and solves a sub-model where the instances the plan already breaks
 are soft (penalised slack, never allowed to grow) and all others hard.  A step is kept
 when the total violation score drops, so the search is monotone and any sub-solve
-result is at least as feasible as its start.  Each such step is then polished
-(``polish``: single-block moves that lower the objective and make no instance worse).
+result is at least as feasible as its start.
 
 Failed attempts on one latency row cycle through five neighbourhoods: a ball, a ball
 where other budgets may trade some excess, the seeds plus all their callers and
@@ -63,13 +62,13 @@ import numpy as np
 from migplan.model import IntArray
 from migplan.solve.coarsen import Level, coarsen
 from migplan.solve.cpsat import ModelOptions, Problem, Violations, objective_units, splits, violations
-from migplan.solve.polish import BlockCalls, polish
 from migplan.solve.room import open_beside
 from migplan.solve.search import Budget, ball, sub_solve
 
 SUB_SOLVE_WORK = 0.5  # deterministic seconds per repair sub-solve
+TIDY_WORK = 0.3  # deterministic seconds per tidy sub-solve
 # a step that clears no violated instance (only shrinks an excess) is kept only when it
-# raises the objective at most this much (after its polish)
+# raises the objective at most this much (after its tidy step)
 DAMAGE_LIMIT = 1.5
 EXTRA = (10, 60)  # blocks added breadth-first around the violated instance's own blocks
 MAX_SEEDS = 120
@@ -134,24 +133,22 @@ def repair(
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
     kicks: bool = True,
+    tidy: bool = True,
     patience: int | None = None,
     enough: Check | None = None,
 ) -> RepairResult:
     """Remove violations from ``waves`` until none are left, ``enough`` holds, or the budget
     runs out.
 
-    Each repair step that lowers the violation score is then polished (``polish``):
-    single-block moves anywhere in the plan that lower the objective and make no instance
-    worse, so repairs do not scatter the construction's good structure.  This replaced a
-    CP-SAT tidy sub-solve on the step's blocks (0.3 units asked, 0.3-1.0 taken: a third of
-    a repair's work).  At ``--work-limit 21`` it planned 23 of 25 generated estates against
-    22 (two more, one lost) at 0.95 x the cost (geometric mean of the 21 both planned), and
-    NetEase seeds 0-5 at 0.85 x on average (seed 0: 1.32 x);
-    bench/results/2026-12-07-polish-repair.md.  A step that clears no instance and still
-    costs more than DAMAGE_LIMIT times the objective is rejected: on NetEase (seed 5, work
-    21) one such step freed 160 blocks, shrank an excess and raised the objective from 2.5 M
-    to 6.6 M, which the rest of the budget never recovered.  ``kicks`` False: no kick
-    attempts (a kick's own repair).
+    Each repair step that lowers the violation score is followed by a tidy step on the
+    same blocks: the new violations stay capped (soft, never growing) while the chatty
+    cost is minimised, so repairs do not scatter the construction's good structure.  A
+    step that clears no instance and still costs more than DAMAGE_LIMIT times the
+    objective is rejected: on NetEase (seed 5, work 21) one such step freed 160 blocks,
+    shrank an excess and raised the objective from 2.5 M to 6.6 M, which the tidy could
+    not undo and the rest of the budget never recovered.  ``kicks`` False: no kick
+    attempts (a kick's own repair).  ``tidy`` False: no tidy steps (the planner's later
+    passes, when the first found no plan: tidies took a third of a repair's work).
     ``patience``: give up after that many failed steps in a row (a kick's own repair).
     ``enough``: the planner's check of a plan against the rules (``metrics``), asked after
     every accepted step.  The model rounds against the plan, so a plan may meet every rule
@@ -165,7 +162,6 @@ def repair(
     failures = np.zeros(len(problem.latency.app), dtype=np.int64)  # failed attempts per latency row
     kicked = np.zeros(len(problem.latency.app), dtype=np.int64)  # kicks per latency row
     stalled = 0  # steps since the last accepted one
-    calls: BlockCalls | None = None  # built at the first polish, shared by the rest
     while state.count > 0 and not passed and not budget.exhausted():
         if patience is not None and stalled >= patience:
             break
@@ -184,9 +180,8 @@ def repair(
         steps += 1
         after = violations(problem, found) if found is not None else None
         if found is not None and after is not None and after.score < state.score - 1e-9:
-            if calls is None:
-                calls = BlockCalls(problem)
-            found, after = _polished(problem, found, after, budget, calls)
+            if tidy:
+                found, after = _tidy(problem, found, after, free, budget, rng, workers)
             cleared = after.count < state.count
             if cleared or objective_units(problem, found) <= DAMAGE_LIMIT * objective_units(problem, current):
                 current, state = found, after
@@ -203,14 +198,25 @@ def repair(
     return RepairResult(current, state, steps, accepted, passed)
 
 
-def _polished(
-    problem: Problem, found: IntArray, state: Violations, budget: Budget, calls: BlockCalls
+def _tidy(
+    problem: Problem,
+    found: IntArray,
+    state: Violations,
+    free: IntArray,
+    budget: Budget,
+    rng: np.random.Generator,
+    workers: int,
 ) -> tuple[IntArray, Violations]:
-    """``found`` after ``polish`` and its violations (never more than ``state``'s)."""
-    polished = polish(problem, found, budget, calls)
-    if polished.moves == 0:
+    """``found`` with the chatty cost of ``free`` minimised, its violations capped (soft, never
+    growing); ``found`` itself when that is no better."""
+    tidy = sub_solve(problem, found, free, ModelOptions(soft=True), budget, rng, TIDY_WORK, workers)
+    if tidy is None:
         return found, state
-    return polished.waves, violations(problem, polished.waves)
+    tidy_state = violations(problem, tidy)
+    better = objective_units(problem, tidy) < objective_units(problem, found)
+    if tidy_state.score <= state.score + 1e-9 and better:
+        return tidy, tidy_state
+    return found, state
 
 
 def multilevel_repair(
@@ -223,6 +229,7 @@ def multilevel_repair(
     seed: int,
     on_step: Callable[[IntArray, Violations], None] | None = None,
     workers: int = 1,
+    tidy: bool = True,
     enough: Check | None = None,
 ) -> RepairResult:
     """Repair in cycles: on clusters of blocks (``coarsen``), then on the blocks themselves.
@@ -250,11 +257,12 @@ def multilevel_repair(
                     rng,
                     _lifted(level, on_step),
                     workers,
+                    tidy=tidy,
                     enough=_lifted_check(level, enough),
                 )
                 current = level.refine(found.waves)
             else:
-                found = repair(problem, current, part, rng, on_step, workers, enough=enough)
+                found = repair(problem, current, part, rng, on_step, workers, tidy=tidy, enough=enough)
                 current = found.waves
             budget.absorb(part)
             steps, accepted = steps + found.steps, accepted + found.accepted
