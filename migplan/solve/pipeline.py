@@ -570,17 +570,17 @@ def _solve_small(
         )
         why = _proven(_explain(run, problem, "infeasible")[0], (proof,))
         return _finish(run, problem, None, "infeasible", why, risk_weight, forced)
-    if outcome.waves is None and _meets_rules(run.inv, problem, start):
-        # the full model found nothing in the time left (1,000 waves: none was left): the
-        # repaired start is a plan, as a large estate's would be
-        kept: Status = "interrupted" if budget.stop.is_set() else "feasible"
-        return _finish(run, problem, start, kept, (), risk_weight, forced, None)
     if outcome.waves is None:
+        repaired = _evaluate(run.inv, problem, start)[1]
+        if repaired.feasible:
+            # the full model found nothing in the time left (1,000 waves: none was left): the
+            # repaired start is a plan, as a large estate's would be
+            kept: Status = "interrupted" if budget.stop.is_set() else "feasible"
+            return _finish(run, problem, start, kept, (), risk_weight, forced, None)
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
         if found is None:
-            left = _left_over(_evaluate(run.inv, problem, start)[1])
-            return _finish(run, problem, None, status, why + left, risk_weight, forced)
+            return _finish(run, problem, None, status, why + _left_over(repaired), risk_weight, forced)
         return _finish(run, problem, found, "feasible", (), risk_weight, forced)
     status = "optimal" if outcome.status == "optimal" else "feasible"
     if budget.stop.is_set() and status != "optimal":
