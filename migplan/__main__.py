@@ -10,10 +10,15 @@ click does not catch.  Any error caused by a Ctrl-C is reported as the abort it 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import sys
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 1  # as an interrupted plan with no plan found
+EXIT_NO_OUTPUT = 2  # as for files migplan cannot write (``cli.common.file_errors_exit``)
+# writing to the terminal or a redirect failed (``> /dev/full``); files name themselves
+OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT)
 
 
 def _interrupted(error: BaseException) -> bool:
@@ -43,7 +48,16 @@ def run() -> None:
     except Exception as error:  # e.g. ImportError from a native module; others may wrap it too
         if _interrupted(error):
             _aborted()
+        if isinstance(error, OSError) and error.filename is None and error.errno in OUTPUT_ERRORS:
+            _unwritable(error)
         raise
+
+
+def _unwritable(error: OSError) -> NoReturn:
+    """stdout could not take the report: say so on stderr (if that still works), exit 2."""
+    with contextlib.suppress(OSError):  # stderr may be gone too: the exit code says it then
+        print(f"error: cannot write the output: {error.strerror or error}", file=sys.stderr)
+    sys.exit(EXIT_NO_OUTPUT)
 
 
 if __name__ == "__main__":

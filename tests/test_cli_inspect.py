@@ -229,3 +229,9 @@ def test_evaluate_names_the_options_the_plan_was_made_with(tiny_dir: Path, tmp_p
     assert "made with" not in matched.stderr
     (tmp_path / "plan.json").write_text("not json")
     assert "made with" not in run_migplan_in_process("evaluate", tiny_dir, "--plan", plan).stderr
+
+
+def test_an_empty_inventory_path_is_refused_not_read_as_the_current_folder() -> None:
+    """Regression (hostile-input audit): ``migplan validate ""`` checked the current folder."""
+    done = run_migplan_in_process("validate", "")
+    assert done.returncode == 2 and "is empty" in done.stderr

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import DATA, random_apps, random_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from migplan.model import App, Dependency, Inventory, Plan, Rule, Scenario
 from migplan.solve.blocks import build_blocks
 from migplan.solve.cpsat import (
     ModelOptions,
+    _drop_small_coefficients,
     build_model,
     build_problem,
     configure,
@@ -432,3 +434,34 @@ def test_a_kicks_model_is_solved_by_one_worker_with_its_hint_kept() -> None:
     plain = build_model(problem, start, [0, 1], replace(kick, clear_row=None))
     outcome, solver = solve(plain, deterministic_time=5.0, wall_time=60.0, workers=2)
     assert outcome.status != "infeasible" and solver.parameters.num_workers == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 12), min_size=0, max_size=7), min_size=1, max_size=6),
+    st.lists(st.sampled_from([-1, 0, 1, 2, 4, 8, 16]), min_size=6, max_size=6),  # exact shares
+)
+def test_dropped_coefficients_are_each_rows_smallest_within_its_allowance(
+    values: list[list[int]], allowances: list[int]
+) -> None:
+    """Against a row-by-row reference: ascending values (ties in column order) are dropped
+    while their sum stays within the allowance (none where it is 0 or less, all where it is
+    infinite); the one-sort version must drop exactly the same entries."""
+    width = max(len(r) for r in values) or 1
+    dense = np.zeros((len(values), width))
+    for i, row in enumerate(values):
+        dense[i, : len(row)] = row
+    allowance = np.array(allowances[: len(values)], dtype=np.float64)
+    allowance[0] = np.inf  # a row whose calls never split: every coefficient goes
+    kept, dropped = _drop_small_coefficients(sp.csr_matrix(dense), allowance)
+    expected = dense.copy()
+    for i in range(len(values)):
+        total = 0.0
+        for j in sorted(np.flatnonzero(dense[i]), key=lambda j: (dense[i, j], j)):
+            share = 2.0 if allowance[i] <= 0 else min(dense[i, j] / allowance[i], 2.0)
+            if total + share > 1.0:
+                break
+            total += share
+            expected[i, j] = 0.0
+        assert dropped[i] == pytest.approx(dense[i].sum() - expected[i].sum())
+    assert np.array_equal(kept.toarray(), expected)

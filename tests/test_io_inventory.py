@@ -345,6 +345,12 @@ def test_missing_folder_and_file_instead_of_folder(tmp_path: Path) -> None:
     assert "is a file" in load_inventory(tmp_path / "f").findings[0].message
 
 
+def test_a_folder_name_the_file_system_refuses_is_a_finding(tmp_path: Path) -> None:
+    """Regression (hostile-input audit): a name past 255 bytes raised OSError, a traceback."""
+    [finding] = load_inventory(tmp_path / ("a" * 300)).findings
+    assert finding.code == "no-inventory" and "cannot be read" in finding.message
+
+
 def test_missing_files_are_each_reported(tmp_path: Path) -> None:
     result = load_inventory(tmp_path)
     assert [(f.code, f.file) for f in result.errors] == [
@@ -621,3 +627,36 @@ def test_a_rule_naming_thousands_of_unknown_apps_gets_one_short_error(
     assert unknown.value is not None and unknown.value.endswith("ghost-19 and 2,981 more")
     assert len(unknown.apps) == 3001  # every name stays in the finding (--json)
     assert "ghost-7" in repeated.message
+
+
+def test_a_misspelt_weighed_kind_is_a_warning_once_per_value(write_inventory: WriteInventory) -> None:
+    """Regression (hostile-input audit): ``databse`` silently weighed 1 instead of 1.3."""
+    apps = (
+        "app_id,qps,kind\nweb,1,frontend\napi,2,Databse\ndb,3,Databse\ncp,1,control plane\nq,1,middleware\n"
+    )
+    result = load_inventory(write_inventory(apps, TINY_DEPS))
+    assert result.inventory is not None  # a warning, not an error: any kind is allowed
+    found = [f for f in result.findings if f.code == "unweighed-kind"]
+    assert [(f.value, f.row, f.apps) for f in found] == [
+        ("Databse", 3, ("api", "db")),
+        ("control plane", 5, ("cp",)),
+    ]
+    assert "'database'" in found[0].message and "rows 3, 4" in found[0].message
+
+
+def test_excels_separator_line_is_skipped_and_said(write_inventory: WriteInventory) -> None:
+    """Regression (hostile-input audit): ``sep=,`` before the header gave an error per row."""
+    result = load_inventory(write_inventory("sep=,\n" + TWO_APPS, TINY_DEPS))
+    assert result.inventory is not None and [a.app_id for a in result.inventory.apps] == ["web", "api"]
+    assert only(result.findings, "separator-line").row == 1
+    other = load_inventory(write_inventory("sep=;\n" + TWO_APPS.replace(",", ";"), TINY_DEPS))
+    assert "bad-separator" in codes(other.errors)
+
+
+def test_a_field_past_the_csv_modules_limit_is_read(write_inventory: WriteInventory) -> None:
+    """Regression (hostile-input audit): a 200,000-character name stopped the file with "field
+    larger than field limit (131072); check the quotes", and the rows after it went unchecked."""
+    name = "n" * 200_000
+    result = load_inventory(write_inventory(f"app_id,name,qps\nweb,{name},1\napi,API,-2\n", TINY_DEPS))
+    assert "bad-csv" not in codes(result.findings)
+    assert [(f.row, f.column) for f in result.errors] == [(3, "qps")]  # the row after it is checked

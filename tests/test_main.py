@@ -1,6 +1,11 @@
-"""The ``migplan`` wrapper: a Ctrl-C while a command imports a native module is an abort."""
+"""The ``migplan`` wrapper: a Ctrl-C while a command imports a native module is an abort; a
+report that cannot be written is an error, not a traceback."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +55,19 @@ def test_any_error_caused_by_ctrl_c_is_reported_as_aborted(
     with pytest.raises(SystemExit) as exit_info:
         entry.run()
     assert exit_info.value.code == entry.EXIT_INTERRUPTED and capsys.readouterr().err == "Aborted!\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_report_to_a_full_device_is_an_error_not_a_traceback() -> None:
+    """Regression (hostile-input audit): ``migplan validate DIR > /dev/full`` printed a traceback."""
+    demo = Path(__file__).resolve().parent.parent / "datasets" / "demo"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "migplan", "validate", str(demo)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == entry.EXIT_NO_OUTPUT
+    assert "cannot write the output" in done.stderr and "Traceback" not in done.stderr

@@ -205,6 +205,13 @@ def test_out_path_in_an_unwritable_place(tmp_path: Path) -> None:
     assert "cannot be written" in bad.message and "/proc" in bad.message
 
 
+def test_out_path_the_file_system_refuses_to_look_at(tmp_path: Path) -> None:
+    """Regression (hostile-input audit): a name past 255 bytes raised OSError, a traceback."""
+    raw = str(tmp_path / ("a" * 300) / "plan")
+    [bad] = out_dir_findings(raw)
+    assert "cannot be checked" in bad.message and bad.value == raw
+
+
 @pytest.mark.parametrize("raw", [".", "new", "new/deeper/plan", "existing"])
 def test_writable_out_paths_pass_and_leave_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str

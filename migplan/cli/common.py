@@ -168,7 +168,15 @@ def scenario_options(func: F) -> F:
 
 def inventory_argument(func: F) -> F:
     """INVENTORY_DIR; existence is checked by the loader so that it reports like any other error."""
-    return click.argument("inventory_dir", type=click.Path(path_type=Path))(func)
+    return click.argument("inventory_dir", type=click.Path(path_type=str), callback=_inventory_path)(func)
+
+
+def _inventory_path(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """An empty INVENTORY_DIR is refused (as an empty --out is): ``Path("")`` means the current
+    folder, which the user did not name (hostile-input audit: ``migplan validate ""``)."""
+    if not value.strip():
+        raise click.BadParameter("is empty: expected the path of an inventory folder", ctx, param)
+    return Path(value)
 
 
 def is_terminal(stream: IO[str] | None = None) -> bool:

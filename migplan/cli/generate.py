@@ -53,9 +53,12 @@ def generate(n_apps: int, seed: int, out_text: str, force: bool, waves: int, rtt
         f"--{name.replace('_', '-')} {value}: expected {expected}"
         for name, value, expected in option_problems(n_apps, waves, rtt_ms)
     ]
-    problems += [f"{f.message}: expected {f.expected}" for f in out_dir_findings(out_text)]
+    out_findings = out_dir_findings(out_text)
+    problems += [f"{f.message}: expected {f.expected}" for f in out_findings]
     out_dir = Path(out_text)
-    existing = [name for name in (*INVENTORY_FILES, PLANTED_FILE) if (out_dir / name).exists()]
+    # a folder out_dir_findings refused may not even be stat-able (a name too long)
+    names = () if out_findings else (*INVENTORY_FILES, PLANTED_FILE)
+    existing = [name for name in names if (out_dir / name).exists()]
     if existing and not force and not problems:
         problems.append(
             f"--out {out_text} already holds {listing(existing)}: expected a new or empty folder "

@@ -34,7 +34,9 @@ from migplan.io.schema import (
     validate_records,
 )
 from migplan.io.table import Table, read_table, read_text
+from migplan.metrics import KIND_FACTOR
 from migplan.model import App, Dependency, Finding, Inventory, Scenario
+from migplan.text import listing
 
 APPS_FILE = "apps.csv"
 DEPENDENCIES_FILE = "dependencies.csv"
@@ -62,8 +64,12 @@ class LoadResult:
 def load_inventory(folder: Path) -> LoadResult:
     """Read and check an inventory folder; see the module docstring for the rules."""
     folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
         what = "is a file, not a folder" if folder.exists() else "does not exist"
+    except OSError as exc:  # a name too long, a parent folder the user may not enter
+        found, what = False, f"cannot be read: {exc.strerror or exc}"
+    if not found:
         return LoadResult(None, (Finding("error", "no-inventory", f"inventory folder {folder} {what}"),))
     findings: list[Finding] = []
     apps_table = read_table(folder / APPS_FILE, known=APP_COLUMNS, required=("app_id", "qps"))
@@ -87,6 +93,7 @@ def load_inventory(folder: Path) -> LoadResult:
     if scenario is not None:
         findings += wave_range_findings(apps, rows, scenario.waves)
     findings += group_findings(apps, rows)
+    findings += kind_findings(apps, rows)
 
     findings.sort(key=_reading_order)
     errors = [f for f in findings if f.severity == "error"]
@@ -345,6 +352,41 @@ def _unknown_app_findings(
                 value=value,
                 expected="an app_id from apps.csv",
                 apps=(value,),
+            )
+        )
+    return findings
+
+
+def kind_findings(apps: Sequence[App], rows: Sequence[int] | None) -> list[Finding]:
+    """A warning per ``kind`` value that misspells one the risk term weighs (``databse``).
+
+    Any kind is allowed (SPEC: e.g. frontend, service), but only control-plane, database
+    and middleware weigh more in the risk term; a typo of one would quietly weigh 1.0.
+    """
+    spelled: dict[str, list[int]] = defaultdict(list)
+    for i, app in enumerate(apps):
+        kind = app.kind.strip().lower()
+        if kind not in KIND_FACTOR:
+            spelled[app.kind].append(i)
+    findings = []
+    for value, idx in spelled.items():
+        close = difflib.get_close_matches(value.strip().lower(), list(KIND_FACTOR), n=1, cutoff=0.75)
+        if not close:
+            continue
+        where = [rows[i] for i in idx] if rows is not None else []
+        at = f", rows {listing(str(r) for r in where)}" if where else ""
+        findings.append(
+            Finding(
+                "warning",
+                "unweighed-kind",
+                f"kind {value!r} ({len(idx)} app(s){at}) looks like {close[0]!r}, which weighs"
+                f" {KIND_FACTOR[close[0]]:g} in the risk term; as written it weighs 1",
+                file=APPS_FILE,
+                row=where[0] if where else None,
+                column="kind",
+                value=value,
+                expected=f"{close[0]!r}, or any other kind that is meant",
+                apps=tuple(apps[i].app_id for i in idx),
             )
         )
     return findings

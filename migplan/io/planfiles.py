@@ -318,7 +318,14 @@ def out_dir_findings(raw: str, option: str = "--out", files: tuple[str, ...] = (
 
     if not raw.strip():
         return bad("is empty")
-    path = Path(raw)
+    try:
+        return _where_findings(Path(raw), files, bad)
+    except OSError as exc:  # a name too long, a parent folder the user may not enter
+        return bad(f"cannot be checked: {exc.strerror or exc}")
+
+
+def _where_findings(path: Path, files: tuple[str, ...], bad: Callable[[str], list[Finding]]) -> list[Finding]:
+    """``out_dir_findings`` for a non-empty path (may raise OSError from the file system)."""
     if path.exists():
         if not path.is_dir():
             kind = "an existing file" if path.is_file() else "a special file (device, FIFO or socket)"

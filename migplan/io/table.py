@@ -149,6 +149,32 @@ def _too_large(path: Path, label: str, size: str) -> Finding:
     )
 
 
+def _excel_separator_line(fields: list[str], row: int, label: str, findings: list[Finding]) -> bool:
+    """Whether ``fields`` is Excel's ``sep=X`` line before the header (then skipped, with an info
+    finding, or an error when X is not a comma)."""
+    line = ",".join(fields).strip()
+    if not (line.lower().startswith("sep=") and len(line) == 5):
+        return False
+    separator = line[4]
+    if separator == ",":
+        findings.append(
+            Finding("info", "separator-line", "Excel's 'sep=,' line skipped", file=label, row=row)
+        )
+    else:
+        findings.append(
+            Finding(
+                "error",
+                "bad-separator",
+                f"the file declares {separator!r} as its separator (Excel's 'sep=' line)",
+                file=label,
+                row=row,
+                value=line,
+                expected="comma-separated values (save as 'CSV UTF-8 (comma delimited)')",
+            )
+        )
+    return True
+
+
 def read_table(
     path: Path,
     *,
@@ -171,6 +197,9 @@ def read_table(
         return Table(label, findings=tuple(problems))
     known_set = set(known)
     findings: list[Finding] = []
+    # the whole file is in memory already: no field is too large to read (the default limit,
+    # 131,072 characters, stopped a file at a long name with a message about quotes)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[Record] = []
     blank_rows: list[int] = []
@@ -189,6 +218,8 @@ def read_table(
             line = reader.line_num + 1
             if not "".join(fields).strip():
                 blank_rows.append(row)
+                continue
+            if header is None and _excel_separator_line(fields, row, label, findings):
                 continue
             if header is None:
                 header = fields

@@ -149,18 +149,25 @@ def _room_beside_largest_call(inv: Inventory, blocks: Blocks, L: sp.csr_matrix) 
 def _drop_small_coefficients(L: sp.csr_matrix, allowance: FloatArray) -> tuple[sp.csr_matrix, FloatArray]:
     """Drop each row's smallest entries while their running sum stays <= the row's allowance."""
     coo = L.tocoo()
-    order = np.lexsort((coo.data, coo.row))  # by row, then ascending value
-    rows, vals = coo.row[order], coo.data[order]
-    # running sums in shares of each row's allowance, capped at 2: one cumsum over all rows is
+    rows = coo.row.astype(np.int64)
+    # each entry in shares of its row's allowance, capped at 2: one cumsum over all rows is
     # exact only while the rows' figures are alike (a row of 1e152 ms, below a deep call chain,
     # wiped out the sums of the rows after it, and 780 ms were dropped from a 226 ms budget)
-    share = np.where(vals > 0, 2.0, 0.0)
-    np.divide(vals, allowance[rows], out=share, where=allowance[rows] > 0)
-    running = np.cumsum(np.minimum(share, 2.0))
-    starts = np.searchsorted(rows, rows, side="left")
+    share = np.where(coo.data > 0, 2.0, 0.0)
+    np.divide(coo.data, allowance[rows], out=share, where=allowance[rows] > 0)
+    np.minimum(share, 2.0, out=share)
+    # by row, then ascending share, in one float sort (rows 4 apart, shares in [0, 2]): a
+    # lexsort of the 21 M coefficients of 20,000 apps took 14 s.  Shares closer than the
+    # key's precision may swap; any order drops a valid set (the running sums below are
+    # the sums of what is dropped)
+    order = np.argsort(rows * 4.0 + share, kind="stable")
+    rows, ordered = rows[order], share[order]
+    running = np.cumsum(ordered)
+    firsts = np.cumsum(np.bincount(rows, minlength=L.shape[0])) - np.bincount(rows, minlength=L.shape[0])
+    starts = firsts[rows]
     before_row = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0)
-    within_row = running - before_row
-    drop = within_row <= 1.0
+    drop = running - before_row <= 1.0
+    vals = coo.data[order]
     dropped = np.bincount(rows[drop], weights=vals[drop], minlength=L.shape[0]).astype(np.float64)
     keep = order[~drop]
     kept = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=L.shape)

@@ -1,7 +1,8 @@
 """The planner, stage by stage: blocks -> precheck -> construction -> feasibility -> bound -> improvement.
 
 Estates of MULTILEVEL_BLOCKS blocks or more are constructed and repaired on clusters of
-blocks first (``coarsen``, ``feasibility.multilevel_repair``).  From MERGE_FROM waves on
+blocks first (``coarsen``, ``feasibility.multilevel_repair``); smaller ones are repaired
+that way in overtime, when their block-level repair found no plan.  From MERGE_FROM waves on
 the start is constructed and repaired on merged pairs of waves (merged again while there
 are more than MERGE_ABOVE of those), then split back wave pair by wave pair (``merge``).
 
@@ -369,8 +370,14 @@ def _repair(
     """Stage 3 within ``stage`` (a child of the run's budget, absorbed back when done).
 
     Multilevel from MULTILEVEL_BLOCKS blocks on (``level``: the clusters ``start`` was
-    built on, if any), on the blocks alone otherwise.  ``label``: the progress reports' stage.
-    ``patience``: stop after that many failed steps in a row (blocks alone only).
+    built on, if any) and in overtime, on the blocks alone otherwise.  Why in overtime: a
+    block-level repair that used its whole budget is stuck where single blocks cannot move
+    without breaking their neighbours' budgets; clusters move whole call groups.  At
+    ``--work-limit 21`` (bench/results/2026-12-07-overtime-clusters.md) the five plans found
+    in overtime (four generated estates, NetEase seed 7) cost 0.52-1.10 x as much (geometric
+    mean 0.83 x), and the estates still unplanned ended with as many or fewer violations.
+    ``label``: the progress reports' stage.  ``patience``: stop after that many failed steps
+    in a row (blocks alone only).
     """
     run.live = stage  # the progress bar moves with the repair's own charges
     options = run.options
@@ -379,7 +386,7 @@ def _repair(
         run.report(label, objective_value(problem, w), v.count)
 
     enough = partial(_meets_rules, run.inv, problem)
-    if problem.count >= MULTILEVEL_BLOCKS:
+    if problem.count >= MULTILEVEL_BLOCKS or run.overtime > 0:
         repaired = feasibility.multilevel_repair(
             problem,
             start,
