@@ -297,6 +297,8 @@ def test_group_pin_conflict_names_apps_and_pins(write_inventory: WriteInventory)
     [
         ("wavez = 3\n", "unknown-key", 1, "wavez"),
         ("[wave_capacity]\ncpus = 3\n", "unknown-key", 2, "wave_capacity.cpus"),
+        ("waves = 3\n\n[extra]\nfoo = 1\n", "unknown-key", 3, "extra"),  # a table: its header's line
+        ("[[extra]]\nfoo = 1\n", "unknown-key", 1, "extra"),
         (
             '[[constraint]]\nkind = "apart"\napps = ["a", "b"]\nwhy = "x"\n',
             "unknown-key",

@@ -359,5 +359,12 @@ class _Lines:
                 self.where.setdefault((table, index, dotted[-1]), number)
 
     def find(self, table: str, key: str, index: int | None = None) -> int | None:
-        """First line assigning ``key`` in ``[table]`` (``index``-th ``[[table]]``), else the header."""
-        return self.where.get((table, index, key)) or self.where.get((table, index, ""))
+        """First line assigning ``key`` in ``[table]`` (``index``-th ``[[table]]``), else the header
+        of the table ``key`` names (``[extra]``: an unknown key that is a table), else ``table``'s."""
+        nested = f"{table}.{key}" if table else key
+        return (
+            self.where.get((table, index, key))
+            or self.where.get((nested, None, ""))
+            or self.where.get((nested, 0, ""))
+            or self.where.get((table, index, ""))
+        )
