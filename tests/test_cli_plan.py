@@ -44,6 +44,9 @@ def test_feasible_plan_is_written_with_exit_0(
     assert report["solver"]["gap"] == 0
     rows = (out / "waves.csv").read_text().splitlines()
     assert rows[0].startswith("app_id,wave") and len(rows) == 5
+    assert "replaces" not in result.stderr
+    again = migplan_cli("plan", folder, "--out", out, "--time-limit", "20")
+    assert again.returncode == 0 and "it replaces the waves.csv that was there" in again.stderr
 
 
 def test_evaluate_reports_the_objective_plan_json_does(

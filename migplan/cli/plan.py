@@ -142,8 +142,10 @@ def plan_command(
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)
     with file_errors_exit("write"):
+        replacing = (out_dir / WAVES_FILE).is_file()  # said, not silent (hostile-input audit)
         write_plan_folder(out_dir, inv, result.plan, report)
-    click.echo(_summary(result, out_dir), err=True)
+    replaced = f"; it replaces the {WAVES_FILE} that was there" if replacing else ""
+    click.echo(_summary(result, out_dir) + replaced, err=True)
 
 
 def _plan_in_thread(
