@@ -163,8 +163,8 @@ def _drop_small_coefficients(L: sp.csr_matrix, allowance: FloatArray) -> tuple[s
     order = np.argsort(rows * 4.0 + share, kind="stable")
     rows, ordered = rows[order], share[order]
     running = np.cumsum(ordered)
-    firsts = np.cumsum(np.bincount(rows, minlength=L.shape[0])) - np.bincount(rows, minlength=L.shape[0])
-    starts = firsts[rows]
+    per_row = np.bincount(rows, minlength=L.shape[0])
+    starts = (np.cumsum(per_row) - per_row)[rows]  # each entry's row's first position
     before_row = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0.0)
     drop = running - before_row <= 1.0
     vals = coo.data[order]
