@@ -321,9 +321,10 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
     (_, end1), (used2, end2), (used3, _) = calls[:3]
     assert end1 < 4 * (pipeline.REPAIR_SHARE + 0.01)  # the first pass leaves the reserve
     assert used2 == pytest.approx(end1) and end2 == pytest.approx(4)
-    assert used3 > 4  # the overtime starts (after the clusters' charge) where the budget ended
-    assert calls[-1][1] == pytest.approx(4 * (1 + pipeline.OVERTIME_SHARE))
     blocks = result.solver_info["blocks"]
+    # the overtime starts where the budget ended, after the clusters' charge
+    assert used3 == pytest.approx(4 + feasibility.COARSEN_WORK_PER_BLOCK * blocks)
+    assert calls[-1][1] == pytest.approx(4 * (1 + pipeline.OVERTIME_SHARE))
     assert sizes[:2] == [blocks, blocks] and min(sizes[2:]) < blocks  # clusters in overtime
     stage = next(s for s in result.stages if s["name"] == "feasibility")
     assert stage["steps"] == 3 * len(calls) and stage["accepted"] == len(calls)

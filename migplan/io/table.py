@@ -149,30 +149,24 @@ def _too_large(path: Path, label: str, size: str) -> Finding:
     )
 
 
-def _excel_separator_line(fields: list[str], row: int, label: str, findings: list[Finding]) -> bool:
-    """Whether ``fields`` is Excel's ``sep=X`` line before the header (then skipped, with an info
-    finding, or an error when X is not a comma)."""
+def _excel_separator_line(fields: list[str], row: int, label: str) -> Finding | None:
+    """The finding for Excel's ``sep=X`` line before the header (skipped: an info for a comma,
+    an error for any other separator), or None when ``fields`` is not one."""
     line = ",".join(fields).strip()
     if not (line.lower().startswith("sep=") and len(line) == 5):
-        return False
+        return None
     separator = line[4]
     if separator == ",":
-        findings.append(
-            Finding("info", "separator-line", "Excel's 'sep=,' line skipped", file=label, row=row)
-        )
-    else:
-        findings.append(
-            Finding(
-                "error",
-                "bad-separator",
-                f"the file declares {separator!r} as its separator (Excel's 'sep=' line)",
-                file=label,
-                row=row,
-                value=line,
-                expected="comma-separated values (save as 'CSV UTF-8 (comma delimited)')",
-            )
-        )
-    return True
+        return Finding("info", "separator-line", "Excel's 'sep=,' line skipped", file=label, row=row)
+    return Finding(
+        "error",
+        "bad-separator",
+        f"the file declares {separator!r} as its separator (Excel's 'sep=' line)",
+        file=label,
+        row=row,
+        value=line,
+        expected="comma-separated values (save as 'CSV UTF-8 (comma delimited)')",
+    )
 
 
 def read_table(
@@ -219,7 +213,8 @@ def read_table(
             if not "".join(fields).strip():
                 blank_rows.append(row)
                 continue
-            if header is None and _excel_separator_line(fields, row, label, findings):
+            if header is None and (separator := _excel_separator_line(fields, row, label)):
+                findings.append(separator)
                 continue
             if header is None:
                 header = fields
