@@ -23,6 +23,7 @@ from migplan.io.inventory import LoadResult, load_inventory
 from migplan.io.planfiles import PLAN_FILE, WAVES_FILE, read_waves_csv
 from migplan.metrics import evaluate
 from migplan.model import Finding, Inventory, Plan
+from migplan.text import amount
 from migplan.ui.charts import latency_figure, period_figure, wave_figure
 
 PLANS = Path("out")  # 'Plan waves' writes PLANS/<inventory folder name>/
@@ -104,7 +105,7 @@ def _planner_record(out: Path) -> None:
     solver = report.get("solver") or {}
     if solver:
         objective = report.get("objective")
-        shown = f", objective {objective:,.0f}" if isinstance(objective, int | float) else ""
+        shown = f", objective {amount(objective)}" if isinstance(objective, int | float) else ""
         st.caption(
             f"{out / WAVES_FILE}: {solver.get('status')} ({solver.get('quality', '')}){shown}, "
             f"seed {solver.get('seed')}, {solver.get('seconds', 0):.0f} s"
@@ -157,7 +158,7 @@ def _progress_update(line: str) -> tuple[float, str] | None:
         return None
     parts = [f"Planning: {data['stage']}"]
     if data.get("objective") is not None:
-        parts.append(f"objective {data['objective']:,.0f}")
+        parts.append(f"objective {amount(data['objective'])}")
     if data.get("violations") is not None:
         parts.append(f"{data['violations']} violation(s) left")
     parts.append(f"{data.get('elapsed', 0):.0f} s")
@@ -167,7 +168,7 @@ def _progress_update(line: str) -> tuple[float, str] | None:
 def _plan_section(inv: Inventory, plan: Plan) -> None:
     ev = evaluate(inv, plan)
     cols = st.columns(4)
-    cols[0].metric("chatty cost", f"{ev.chatty_cost:,.0f}")
+    cols[0].metric("chatty cost", amount(ev.chatty_cost))
     cols[1].metric("feasible", "yes" if ev.feasible else "no")
     cols[2].metric("peak cross-site QPS", f"{ev.cross_site_qps.max(initial=0):,.0f}")
     cols[3].metric("peak link load", f"{ev.link_load_gbps.max(initial=0):.2f} Gbps")

@@ -10,6 +10,7 @@ click does not catch.  Any error caused by a Ctrl-C is reported as the abort it 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import sys
@@ -38,7 +39,25 @@ def _aborted() -> NoReturn:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _tolerant_streams() -> None:
+    """stdout and stderr that print any file name and any message instead of raising.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates; under a UTF-8
+    locale stdout is strict and raised UnicodeEncodeError (a traceback), while stderr wrote
+    "\\udcff".  On a UTF-8 stream both now write the name's own bytes back, as ``ls`` shows
+    them; on any other encoding, what it cannot hold (a file name, "≤") is backslash-escaped.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if encoding is None or not hasattr(stream, "reconfigure"):
+            continue
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+        with contextlib.suppress(ValueError, OSError):  # a stream already closed or detached
+            stream.reconfigure(errors="surrogateescape" if utf8 else "backslashreplace")
+
+
 def run() -> None:
+    _tolerant_streams()
     try:
         from migplan.cli import main
 

@@ -198,6 +198,10 @@ def test_waves_override_is_rechecked(tiny_dir: Path) -> None:
     result = run_migplan_in_process("evaluate", tiny_dir, "--plan", TINY_PLAN, "--waves", "2")
     assert result.returncode == 2
     assert "wave_capacity.apps lists 3 numbers but --waves asks for 2 waves" in result.stderr
+    # the finding points at the list's own line of scenario.toml
+    lines = (tiny_dir / "scenario.toml").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines, start=1) if line.replace(" ", "").startswith("apps="))
+    assert f"scenario.toml:{row}:wave_capacity.apps: error" in result.stderr
 
 
 def test_unreadable_inventory_file(write_inventory: WriteInventory) -> None:

@@ -3,6 +3,7 @@ report that cannot be written is an error, not a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,19 @@ def test_a_report_to_a_full_device_is_an_error_not_a_traceback() -> None:
         )
     assert done.returncode == entry.EXIT_NO_OUTPUT
     assert "cannot write the output" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_file_name_that_is_not_utf8_prints_as_its_own_bytes(tmp_path: Path, command: str) -> None:
+    """Regression (hostile-input audit M6): under a strict UTF-8 stdout, as a UTF-8 desktop
+    locale gives, ``validate`` on a folder named ``nope-\\xff`` raised UnicodeEncodeError,
+    and ``plan`` printed the name as ``nope-\\udcff``.  Both now print the name's bytes."""
+    missing = tmp_path / "nope-\udcff"  # how Python holds the file system's b"nope-\xff"
+    args = [sys.executable, "-m", "migplan", command, str(missing)]
+    if command == "plan":
+        args += ["--out", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    done = subprocess.run(args, capture_output=True, timeout=120, env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and b"Traceback" not in output
+    assert b"nope-\xff does not exist" in output and b"udcff" not in output

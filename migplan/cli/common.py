@@ -87,7 +87,12 @@ def load_checked(
     if result.inventory is None or any(f.severity == "error" for f in options):
         return None, (*options, *result.findings)
     scenario, problems = apply_overrides(
-        result.inventory, waves=waves, rtt_ms=rtt_ms, risk_weight=risk_weight, rows=result.rows
+        result.inventory,
+        waves=waves,
+        rtt_ms=rtt_ms,
+        risk_weight=risk_weight,
+        rows=result.rows,
+        capacity_rows=result.capacity_rows,
     )
     if scenario is None:
         return None, (*extra, *problems, *result.findings)

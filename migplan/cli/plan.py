@@ -45,6 +45,7 @@ from migplan.io.planfiles import (
 )
 from migplan.model import Inventory
 from migplan.report import no_plan_report, plan_report
+from migplan.text import amount
 
 # CP-SAT copies the model per worker: 1000 workers took 1 GB and 13 s for the 40-app demo
 # (10 s limit) and planned it at twice the optimum; past a few dozen nothing is gained
@@ -220,9 +221,10 @@ def _summary(result: PlanResult, out_dir: Path) -> str:
     from migplan.solve.pipeline import quality_label
 
     gap = quality_label(result.status, result.gap)
-    objective = f"{result.objective:,.0f}" if result.objective is not None else "?"
+    objective = amount(result.objective) if result.objective is not None else "?"
+    chatty = amount(result.evaluation.chatty_cost)
     return (
-        f"{result.status}: chatty cost {result.evaluation.chatty_cost:,.0f}, objective {objective} ({gap}), "
+        f"{result.status}: chatty cost {chatty}, objective {objective} ({gap}), "
         f"{result.solver_info.get('seconds', 0):.1f} s; wrote {out_dir}"
     )
 
@@ -271,7 +273,7 @@ def _progress_display(mode: str = "auto") -> Iterator[Any]:
     def show(p: Progress) -> None:
         parts = []
         if p.objective is not None:
-            parts.append(f"objective {p.objective:,.0f}")
+            parts.append(f"objective {amount(p.objective)}")
         if p.violations is not None:
             parts.append(f"{p.violations} violation(s) left")
         bar.update(task, completed=p.fraction, description=p.stage, detail=", ".join(parts))

@@ -18,12 +18,12 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections import defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migplan.io.scenario import FILE as SCENARIO_FILE
-from migplan.io.scenario import MAX_RISK_WEIGHT, MAX_WAVES, RISK_WEIGHT, WAVES, parse_scenario
+from migplan.io.scenario import MAX_RISK_WEIGHT, MAX_WAVES, RISK_WEIGHT, WAVES, capacity_lines, parse_scenario
 from migplan.io.schema import (
     APP_COLUMNS,
     DEPENDENCY_COLUMNS,
@@ -51,6 +51,7 @@ class LoadResult:
     inventory: Inventory | None
     findings: tuple[Finding, ...]
     rows: tuple[int, ...] = ()  # apps.csv row of each inventory app, for later findings
+    capacity_rows: Mapping[str, int] = field(default_factory=dict)  # scenario.toml line per capacity key
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -82,7 +83,7 @@ def load_inventory(folder: Path) -> LoadResult:
 
     # ids are checked only against a complete apps.csv, so one broken file gives no knock-on errors
     known = ids if apps_table.readable and not apps_table.truncated and ids else None
-    scenario, problems = _read_scenario(folder / SCENARIO_FILE, known)
+    scenario, problems, capacity_rows = _read_scenario(folder / SCENARIO_FILE, known)
     findings += problems
 
     findings += deps_table.findings
@@ -100,7 +101,8 @@ def load_inventory(folder: Path) -> LoadResult:
     others = [f for f in findings if f.severity != "error"]
     if errors or scenario is None:
         return LoadResult(None, tuple(errors + others))
-    return LoadResult(Inventory(tuple(apps), tuple(dependencies), scenario), tuple(others), tuple(rows))
+    inventory = Inventory(tuple(apps), tuple(dependencies), scenario)
+    return LoadResult(inventory, tuple(others), tuple(rows), capacity_rows)
 
 
 def option_findings(
@@ -135,11 +137,13 @@ def apply_overrides(
     rtt_ms: float | None = None,
     risk_weight: float | None = None,
     rows: Sequence[int] | None = None,
+    capacity_rows: Mapping[str, int] | None = None,
 ) -> tuple[Scenario | None, tuple[Finding, ...]]:
     """The scenario with command-line overrides, re-checked against the new K (None if any error).
 
     ``rows``: the apps.csv row of each app (``LoadResult.rows``), so that a pin outside the
-    new K names its row as it does when K comes from scenario.toml.
+    new K names its row as it does when K comes from scenario.toml; ``capacity_rows``
+    (``LoadResult.capacity_rows``): the same for a capacity list of the old K.
     """
     scenario = target.scenario if isinstance(target, Inventory) else target
     findings = option_findings(waves, rtt_ms, risk_weight)
@@ -157,6 +161,7 @@ def apply_overrides(
                         f"wave_capacity.{resource} lists {len(raw)} numbers "
                         f"but --waves asks for {waves} waves",
                         file=SCENARIO_FILE,
+                        row=(capacity_rows or {}).get(resource),
                         column=f"wave_capacity.{resource}",
                         value=str(len(raw)),
                         expected=f"one number per wave ({waves}), or a single number",
@@ -215,7 +220,10 @@ def _read_apps(table: Table) -> tuple[list[App], list[int], set[str], list[Findi
     return apps, rows, set(seen), findings
 
 
-def _read_scenario(path: Path, ids: Collection[str] | None) -> tuple[Scenario | None, list[Finding]]:
+def _read_scenario(
+    path: Path, ids: Collection[str] | None
+) -> tuple[Scenario | None, list[Finding], dict[str, int]]:
+    """The scenario (None on any error), its findings, and its capacity keys' lines."""
     if not path.exists():
         default = Scenario()
         note = f"no {SCENARIO_FILE}: using defaults ({default.waves} waves, rtt {default.rtt_ms:g} ms)"
@@ -224,12 +232,13 @@ def _read_scenario(path: Path, ids: Collection[str] | None) -> tuple[Scenario | 
             listed = ", ".join(near)
             verb = "is" if len(near) == 1 else "are"
             note += f"; {listed} {verb} not read: the file must be named {SCENARIO_FILE}"
-            return default, [Finding("warning", "default-scenario", note, file=SCENARIO_FILE, value=listed)]
-        return default, [Finding("info", "default-scenario", note, file=SCENARIO_FILE)]
+            warning = Finding("warning", "default-scenario", note, file=SCENARIO_FILE, value=listed)
+            return default, [warning], {}
+        return default, [Finding("info", "default-scenario", note, file=SCENARIO_FILE)], {}
     text, problems = read_text(path, SCENARIO_FILE)
     if text is None:
-        return None, problems
-    return parse_scenario(text, ids)
+        return None, problems, {}
+    return (*parse_scenario(text, ids), capacity_lines(text))
 
 
 def _near_scenario_files(folder: Path) -> list[str]:

@@ -161,6 +161,14 @@ def scenario_from_dict(
     return Scenario(**given), findings
 
 
+def capacity_lines(text: str) -> dict[str, int]:
+    """The line of each ``wave_capacity`` list or number in scenario.toml text, for findings
+    made after parsing (a list that does not match ``--waves``)."""
+    lines = _Lines(text)
+    found = {key: lines.find("wave_capacity", key) for key in CAPACITY_KEYS}
+    return {key: row for key, row in found.items() if row is not None}
+
+
 def _capacity(key: str, value: object, waves: int | None, lines: _Lines) -> tuple[object, list[Finding]]:
     """A number for every wave, or a list of exactly K numbers."""
     column = f"wave_capacity.{key}"
