@@ -202,6 +202,15 @@ def test_no_plan_in_the_limits_names_the_limit_and_writes_no_waves_csv(
     assert report["solver"]["status"] == "no-plan-found"
     assert report["reason"].startswith("no feasible plan found within --time-limit 1 s")
     assert any(f["severity"] == "error" for f in report["findings"])  # what the closest plan breaks
+    # the closest plan itself, under a name nothing reads as a plan; evaluate finds what plan.json says
+    assert (
+        f"the closest plan found (it breaks the rules above) is {out / 'closest-waves.csv'}" in result.stderr
+    )
+    said = next(f["message"] for f in report["findings"] if f["code"] == "best-infeasible-plan")
+    checked = migplan_cli("evaluate", folder, "--plan", out / "closest-waves.csv", "--json")
+    assert checked.returncode == 1
+    counts = json.loads(checked.stdout)["violation_counts"]
+    assert said.endswith(", ".join(f"{v} {k}" for k, v in counts.items() if v))
 
 
 @pytest.mark.parametrize(

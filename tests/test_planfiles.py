@@ -270,3 +270,20 @@ def _text(content: str) -> Callable[[Path], None]:
         path.write_text(content)
 
     return write
+
+
+def test_the_closest_plan_is_written_only_beside_a_no_plan_report(
+    tmp_path: Path, tiny_inventory: Inventory
+) -> None:
+    """closest-waves.csv holds the search's nearest plan when it found none; a later report,
+    with a plan or without a closest one, removes it, so it is never read as another run's."""
+    out = tmp_path / "plan"
+    near = Plan((1, 1, 1, 1, 1, 1), 3)
+    assert not planfiles.write_no_plan_folder(out, {"feasible": False}, (tiny_inventory, near))
+    read, errors = read_waves_csv(out / planfiles.CLOSEST_WAVES_FILE, tiny_inventory)
+    assert errors == () and read == near
+    write_plan_folder(out, tiny_inventory, TINY_PLAN, {"feasible": True})
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json", "waves.csv"]
+    planfiles.write_no_plan_folder(out, {"feasible": False}, (tiny_inventory, near))
+    planfiles.write_no_plan_folder(out, {"feasible": False})  # proven infeasible: no closest plan
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json", "plan.previous.json", "waves.previous.csv"]

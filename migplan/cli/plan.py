@@ -3,8 +3,8 @@
 Exit 0: a feasible plan was written (also when interrupted with a feasible plan in hand,
 marked "interrupted" in plan.json).  Exit 1: no feasible plan exists or none was found in
 time; the reason goes to stderr and to plan.json (no waves.csv; an earlier plan there is
-kept as waves.previous.csv), except after Ctrl-C / SIGTERM, which leave the folder as it
-was.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to stop; it returns the best
+kept as waves.previous.csv; the search's closest plan, when it has one, goes to
+closest-waves.csv), except after Ctrl-C / SIGTERM, which leave the folder as it was.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to stop; it returns the best
 feasible plan found so far.
 """
 
@@ -36,6 +36,7 @@ from migplan.cli.common import (
     scenario_options,
 )
 from migplan.io.planfiles import (
+    CLOSEST_WAVES_FILE,
     PLAN_FILE,
     PREVIOUS_WAVES_FILE,
     WAVES_FILE,
@@ -114,7 +115,7 @@ def plan_command(
         rtt_ms=rtt_ms,
         risk_weight=risk_weight,
         extra=out_dir_findings(
-            out_text, files=(WAVES_FILE, PLAN_FILE)
+            out_text, files=(WAVES_FILE, PLAN_FILE, CLOSEST_WAVES_FILE)
         ),  # before solving: a bad --out must not cost the solve
     )
     # imported here: ortools costs about a second, which other subcommands should not pay
@@ -132,13 +133,16 @@ def plan_command(
         if result.status == "interrupted":  # stopped by the user: the folder stays as it was
             click.echo(f"error: {why}; nothing was written to {out_dir}", err=True)
             raise SystemExit(EXIT_INFEASIBLE)
+        report = no_plan_report(inv, result.solver_info, why, [*load_findings, *result.explanation])
+        closest = (inv, result.closest) if result.closest is not None else None
         with file_errors_exit("write"):
-            kept = write_no_plan_folder(
-                out_dir, no_plan_report(inv, result.solver_info, why, [*load_findings, *result.explanation])
-            )
+            kept = write_no_plan_folder(out_dir, report, closest)
         earlier = f"; the earlier plan is now {PREVIOUS_WAVES_FILE}" if kept else ""
+        near = f"; the closest plan found (it breaks the rules above) is {out_dir / CLOSEST_WAVES_FILE}"
+        near = near if closest else ""
         click.echo(
-            f"error: {why}; wrote the reasons to {out_dir / PLAN_FILE} (no {WAVES_FILE}{earlier})", err=True
+            f"error: {why}; wrote the reasons to {out_dir / PLAN_FILE} (no {WAVES_FILE}{earlier}){near}",
+            err=True,
         )
         raise SystemExit(EXIT_INFEASIBLE)
     report = plan_report(inv, result.plan, result.evaluation, result.solver_info, load_findings)

@@ -34,6 +34,7 @@ WAVES_FILE = "waves.csv"
 PLAN_FILE = "plan.json"
 PREVIOUS_WAVES_FILE = "waves.previous.csv"  # an earlier plan, kept when a later run found none
 PREVIOUS_PLAN_FILE = "plan.previous.json"
+CLOSEST_WAVES_FILE = "closest-waves.csv"  # no plan found: the search's closest, which breaks some rules
 WAVES_COLUMNS = ("app_id", "wave", "name", "team", "kind", "criticality", "moved_with")
 
 Writer = Callable[[Path], object]  # fills the file at the given path; any return value is ignored
@@ -180,25 +181,24 @@ def write_plan_folder(
     Raises OSError when the folder cannot be written; nothing in ``out_dir`` is changed then.
     """
 
-    def write_waves(path: Path) -> None:
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(WAVES_COLUMNS)
-            writer.writerows(waves_rows(inv, plan))
-
     write_files_atomically(
-        out_dir, {WAVES_FILE: write_waves, PLAN_FILE: _json_writer(report), **(extra or {})}
+        out_dir, {WAVES_FILE: _waves_writer(inv, plan), PLAN_FILE: _json_writer(report), **(extra or {})}
     )
+    _drop_stale_closest(out_dir)
 
 
-def write_no_plan_folder(out_dir: Path, report: Mapping[str, Any]) -> bool:
-    """Write plan.json (no feasible plan: status and reasons); keep an earlier plan aside.
+def write_no_plan_folder(
+    out_dir: Path, report: Mapping[str, Any], closest: tuple[Inventory, Plan] | None = None
+) -> bool:
+    """Write plan.json (no feasible plan: status and reasons) and, when the search has one,
+    its closest plan as closest-waves.csv; keep an earlier plan aside.
 
     A waves.csv left from an earlier run next to a plan.json saying "no plan" would be read
     as this run's plan, and deleting it would lose a good plan to a run with a shorter
     time limit: it becomes waves.previous.csv (its plan.json plan.previous.json), written
     with the new plan.json in one atomic step.  Returns whether an earlier plan was kept so.
-    Raises OSError when the folder cannot be written.
+    The closest plan has its own name so that nothing reads it as a plan; a stale one from
+    an earlier run is removed.  Raises OSError when the folder cannot be written.
     """
     out_dir = Path(out_dir)
     earlier = out_dir / WAVES_FILE
@@ -208,11 +208,31 @@ def write_no_plan_folder(out_dir: Path, report: Mapping[str, Any]) -> bool:
         if (out_dir / PLAN_FILE).is_file():
             writers[PREVIOUS_PLAN_FILE] = _copy_of(out_dir / PLAN_FILE)
     writers[PLAN_FILE] = _json_writer(report)
+    if closest is not None:
+        writers[CLOSEST_WAVES_FILE] = _waves_writer(*closest)
     write_files_atomically(out_dir, writers)
+    if closest is None:
+        _drop_stale_closest(out_dir)
     if PREVIOUS_WAVES_FILE in writers:
         earlier.unlink()
         return True
     return False
+
+
+def _drop_stale_closest(out_dir: Path) -> None:
+    """An earlier run's closest-waves.csv: beside this run's results it would be read as theirs."""
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / CLOSEST_WAVES_FILE).unlink()
+
+
+def _waves_writer(inv: Inventory, plan: Plan) -> Writer:
+    def write_waves(path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(WAVES_COLUMNS)
+            writer.writerows(waves_rows(inv, plan))
+
+    return write_waves
 
 
 def _copy_of(source: Path) -> Writer:

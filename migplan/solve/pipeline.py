@@ -160,6 +160,9 @@ class PlanResult:
     explanation: tuple[Finding, ...]
     stages: tuple[dict[str, Any], ...]
     solver_info: dict[str, Any]
+    # no plan: the search's closest plan, which breaks what ``explanation`` lists (for the
+    # lead who would rather relax one budget by 1 ms than give up the plan); else None
+    closest: Plan | None = None
 
 
 @dataclass
@@ -311,7 +314,8 @@ def plan(
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
         if found is None:
-            return _finish(run, problem, None, status, why + _left_over(closest), risk_weight, forced)
+            why += _left_over(closest)
+            return _finish(run, problem, None, status, why, risk_weight, forced, closest=repaired.waves)
         feasible_start = found
 
     floor = _bound(run, problem, feasible_start)
@@ -587,7 +591,8 @@ def _solve_small(
         status: Status = "interrupted" if budget.stop.is_set() else "no-plan-found"
         why, found = _explain(run, problem, status)
         if found is None:
-            return _finish(run, problem, None, status, why + _left_over(repaired), risk_weight, forced)
+            why += _left_over(repaired)
+            return _finish(run, problem, None, status, why, risk_weight, forced, closest=start)
         return _finish(run, problem, found, "feasible", (), risk_weight, forced)
     status = "optimal" if outcome.status == "optimal" else "feasible"
     if budget.stop.is_set() and status != "optimal":
@@ -762,11 +767,13 @@ def _finish(
     risk_weight: float,
     forced: tuple[IntArray, IntArray],
     model_bound: float | None = None,
+    closest: IntArray | None = None,
 ) -> PlanResult:
     """Expand to apps, evaluate with metrics, add bounds and the solver record.
 
     ``model_bound``: CP-SAT's bound on the full model (small estates), in objective units;
     the lower bound reported is the best of it, the cluster bound and the spectral bound.
+    ``closest``: with no plan, the block plan nearest to one (``PlanResult.closest``).
     """
     inv, budget, options = run.inv, run.budget, run.options
     plan_out: Plan | None = None
@@ -781,6 +788,7 @@ def _finish(
             status = "no-plan-found"
             explanation = evaluation.findings
             evaluation = None
+            closest = block_waves
     if plan_out is not None and objective is not None and problem is not None and block_waves is not None:
         if status == "optimal":
             lower, gap = objective, 0.0
@@ -820,6 +828,9 @@ def _finish(
         "stages": run.stages,
         "seconds": round(time.monotonic() - run.started, 3),
     }
+    near = None
+    if plan_out is None and closest is not None and problem is not None:
+        near = Plan.from_array(problem.blocks.expand(closest), inv.K)
     return PlanResult(
-        plan_out, evaluation, status, objective, lower, gap, explanation, tuple(run.stages), info
+        plan_out, evaluation, status, objective, lower, gap, explanation, tuple(run.stages), info, near
     )
