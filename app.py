@@ -20,7 +20,7 @@ import streamlit as st
 
 from migplan import analysis
 from migplan.io.inventory import LoadResult, load_inventory
-from migplan.io.planfiles import PLAN_FILE, WAVES_FILE, read_waves_csv
+from migplan.io.planfiles import CLOSEST_WAVES_FILE, PLAN_FILE, WAVES_FILE, read_waves_csv
 from migplan.metrics import evaluate
 from migplan.model import Finding, Inventory, Plan
 from migplan.text import amount
@@ -85,13 +85,19 @@ def _plan_source(folder: Path, inv: Inventory) -> tuple[Plan | None, bool]:
             plan, findings = read_waves_csv(path, inv)
     else:
         planned = _plan_folder(folder) / WAVES_FILE
-        candidates = [p for p in (planned, folder / "planted-waves.csv") if p.exists()]
+        closest = planned.with_name(CLOSEST_WAVES_FILE)  # the planner's last run found no plan
+        candidates = [p for p in (planned, closest, folder / "planted-waves.csv") if p.exists()]
         if not candidates:
             return None, False
         path = Path(st.sidebar.selectbox("plan", [str(p) for p in candidates]))
         name = str(path)
         if path == planned:
             _planner_record(planned.parent)
+        if path == closest:
+            st.warning(
+                f"{name}: the planner found no feasible plan; this is the closest it reached, and it"
+                " breaks the rules listed below (fix or relax them, or plan with a longer time limit)"
+            )
         plan, findings = read_waves_csv(path, inv)
     if plan is None:
         st.error(f"{name} is not a plan for this inventory")

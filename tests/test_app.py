@@ -87,3 +87,26 @@ def test_an_uploaded_plan_is_read_by_its_own_name_and_leaves_no_temporary_file(
     app.sidebar.file_uploader[0].set_value(("planted.csv", planted, "text/csv")).run()
     assert {m.label: m.value for m in app.metric}["feasible"] == "yes"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_closest_plan_of_a_run_without_one_is_offered_and_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that found no plan left closest-waves.csv: the page offers it, says what it is,
+    and shows what it breaks."""
+    from migplan.io.inventory import load_inventory
+    from migplan.io.planfiles import write_no_plan_folder
+    from migplan.model import Plan
+
+    demo = ROOT / "datasets" / "demo"
+    inv = load_inventory(demo).inventory
+    assert inv is not None
+    write_no_plan_folder(tmp_path / "out" / "demo", {"feasible": False}, (inv, Plan((1,) * inv.n, inv.K)))
+    monkeypatch.chdir(tmp_path)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    app.sidebar.text_input[0].set_value(str(demo)).run()
+    assert app.sidebar.selectbox[0].options == ["out/demo/closest-waves.csv", str(demo / "planted-waves.csv")]
+    assert not app.exception, [e.message for e in app.exception]
+    assert any("the planner found no feasible plan" in w.value for w in app.warning)
+    assert {m.label: m.value for m in app.metric}["feasible"] == "no"

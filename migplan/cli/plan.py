@@ -4,7 +4,8 @@ Exit 0: a feasible plan was written (also when interrupted with a feasible plan 
 marked "interrupted" in plan.json).  Exit 1: no feasible plan exists or none was found in
 time; the reason goes to stderr and to plan.json (no waves.csv; an earlier plan there is
 kept as waves.previous.csv; the search's closest plan, when it has one, goes to
-closest-waves.csv), except after Ctrl-C / SIGTERM, which leave the folder as it was.  Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to stop; it returns the best
+closest-waves.csv), except after Ctrl-C / SIGTERM, which leave the folder as it was.
+Exit 2: bad input.  Ctrl-C / SIGTERM ask the planner to stop; it returns the best
 feasible plan found so far.
 """
 
