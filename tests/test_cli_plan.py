@@ -183,6 +183,41 @@ def test_ctrl_c_on_a_large_estate_exits_promptly_either_way(tmp_path: Path) -> N
         assert not out.exists()
 
 
+def test_ctrl_c_in_a_stage_with_no_plan_ends_the_command_without_waiting_for_it(tmp_path: Path) -> None:
+    """At 10,000 apps the first stages (latency coefficients, Mt-KaHyPar) run for seconds and
+    cannot be stopped inside; a Ctrl-C there used to wait for them and for the next stage
+    to look at the stop.  The command now leaves them after ABANDON_AFTER: no later stage
+    ever reports progress (the repair comes after 5 s of construction at this size)."""
+    inventory = tmp_path / "estate"
+    write_inventory_folder(inventory, generate_estate(10000, 0).inventory)
+    out = tmp_path / "plan"
+    command = [
+        sys.executable,
+        "-m",
+        "migplan",
+        "plan",
+        str(inventory),
+        "--out",
+        str(out),
+        "--progress",
+        "json",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:  # the first stage's report: the planner has started
+        lines.append(line)
+        if '"stage": "blocks"' in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    stages = {json.loads(line)["stage"] for line in lines + rest.splitlines() if line.startswith("{")}
+    assert process.returncode == 1 and "Traceback" not in rest
+    assert "interrupted before a feasible plan was found; nothing was written" in rest
+    assert not out.exists()
+    assert not any(stage.startswith("feasibility") for stage in stages), stages
+
+
 def test_no_plan_in_the_limits_names_the_limit_and_writes_no_waves_csv(
     migplan_cli: RunMigplan, tmp_path: Path
 ) -> None:

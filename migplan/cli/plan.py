@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -52,6 +53,16 @@ from migplan.text import amount
 # CP-SAT copies the model per worker: 1000 workers took 1 GB and 13 s for the 40-app demo
 # (10 s limit) and planned it at twice the optimum; past a few dozen nothing is gained
 MAX_WORKERS = 64
+# stages that end with no plan in hand, and some of whose steps (the latency coefficients,
+# a Mt-KaHyPar mapping) cannot be stopped: 4-15 s at 10,000-20,000 apps
+NO_PLAN_YET = ("planning", "blocks", "precheck", "construction", "merged")
+ABANDON_AFTER = 1.0  # seconds a stop waits for such a stage before the command leaves it
+INTERRUPTED_EARLY = "interrupted before a feasible plan was found"
+
+
+class _AbandonedError(Exception):
+    """Ctrl-C / SIGTERM came while the planner was in a stage that has no plan to return."""
+
 
 if TYPE_CHECKING:
     from migplan.solve.pipeline import PlanOptions, PlanResult, Progress
@@ -126,8 +137,16 @@ def plan_command(
         time_limit=time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit
     )
     stop = threading.Event()
-    with _stop_on_signals(stop), _progress_display(progress) as show:
-        result = _plan_in_thread(inv, options, show, stop)
+    try:
+        with _stop_on_signals(stop), _progress_display(progress) as show:
+            result = _plan_in_thread(inv, options, show, stop)
+    except _AbandonedError:
+        click.echo(f"error: {INTERRUPTED_EARLY}; nothing was written to {out_dir}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # the planner's thread may be inside native code that never returns to Python in
+        # time; nothing of it is written anywhere, so the process ends without waiting
+        os._exit(EXIT_INFEASIBLE)
     if result.plan is None or result.evaluation is None:
         print_findings(result.explanation)
         why = _why_no_plan(result, time_limit)
@@ -162,22 +181,38 @@ def _plan_in_thread(
 ) -> PlanResult:
     """Run the planner in a worker thread: the main thread stays free to take signals
     (Python runs signal handlers only in the main thread, between bytecodes, never
-    inside a long CP-SAT call)."""
+    inside a long CP-SAT call).
+
+    A stop that finds the planner in a NO_PLAN_YET stage for ABANDON_AFTER seconds raises
+    _AbandonedError: nothing can come of waiting, and building the latency coefficients of
+    20,000 apps kept a Ctrl-C waiting 15 s (hostile-input audit).
+    """
     from migplan.solve.pipeline import plan
 
     box: list[PlanResult] = []
     errors: list[BaseException] = []
+    stage = [NO_PLAN_YET[0]]
+
+    def report(progress: Progress) -> None:
+        stage[0] = progress.stage
+        if show is not None:
+            show(progress)
 
     def work() -> None:
         try:
-            box.append(plan(inv, options, show, stop))
+            box.append(plan(inv, options, report, stop))
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 
     worker = threading.Thread(target=work, name="migplan-plan", daemon=True)
     worker.start()
+    stopped_at: float | None = None
     while worker.is_alive():
         worker.join(0.1)
+        if stop.is_set() and worker.is_alive():
+            stopped_at = stopped_at if stopped_at is not None else time.monotonic()
+            if stage[0] in NO_PLAN_YET and time.monotonic() - stopped_at >= ABANDON_AFTER:
+                raise _AbandonedError
     if errors:
         raise errors[0]
     return box[0]
@@ -188,7 +223,7 @@ def _why_no_plan(result: PlanResult, time_limit: float) -> str:
     if result.status == "infeasible":
         return "no feasible plan exists (proven)"
     if result.status == "interrupted":
-        return "interrupted before a feasible plan was found"
+        return INTERRUPTED_EARLY
     if any(f.code == "latency-model-too-large" for f in result.explanation):
         return "the estate's latency model is beyond the planner's memory limit (see above)"
     return _limit_reached(result, time_limit)
