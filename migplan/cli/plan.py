@@ -141,9 +141,10 @@ def plan_command(
         with _stop_on_signals(stop), _progress_display(progress) as show:
             result = _plan_in_thread(inv, options, show, stop)
     except _AbandonedError:
-        click.echo(f"error: {INTERRUPTED_EARLY}; nothing was written to {out_dir}", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):  # a closed pipe: the exit status still says it
+            click.echo(f"error: {INTERRUPTED_EARLY}; nothing was written to {out_dir}", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
         # the planner's thread may be inside native code that never returns to Python in
         # time; nothing of it is written anywhere, so the process ends without waiting
         os._exit(EXIT_INFEASIBLE)
