@@ -48,17 +48,21 @@ def plan_report(
 
 
 def no_plan_report(
-    inv: Inventory, solver: Mapping[str, object], reason: str, findings: Sequence[Finding]
+    inv: Inventory,
+    solver: Mapping[str, object],
+    reason: str,
+    findings: Sequence[Finding],
+    closest_plan: str | None = None,
 ) -> dict[str, Any]:
     """plan.json when no feasible plan was found: the same keys, no figures, and the reason.
 
     Why write one at all: a script that runs the planner needs the status and the reasons
     (the named apps, rules and numbers) as data, not only as text on stderr.
+    ``closest_plan``: the file beside it that holds the search's closest plan, if any.
     """
     figures = dict.fromkeys(("objective", "chatty_cost", "violation_counts", "violations"))
-    return _report(
-        inv, solver, findings, {"feasible": False, "reason": reason}, {**figures, "periods": [], "waves": []}
-    )
+    head = {"feasible": False, "reason": reason, "closest_plan": closest_plan}
+    return _report(inv, solver, findings, head, {**figures, "periods": [], "waves": []})
 
 
 def _report(

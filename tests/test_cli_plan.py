@@ -102,7 +102,7 @@ def test_infeasible_inventory_exits_1_with_the_reason_in_plan_json_and_no_waves_
     report = json.loads((out / "plan.json").read_text())
     assert report["feasible"] is False and report["solver"]["status"] == "infeasible"
     assert report["reason"] == "no feasible plan exists (proven)"
-    assert report["chatty_cost"] is None and report["waves"] == []
+    assert report["chatty_cost"] is None and report["waves"] == [] and report["closest_plan"] is None
     assert any("3 apps" in f["message"] for f in report["findings"])  # the capacity finding
 
 
@@ -241,6 +241,7 @@ def test_no_plan_in_the_limits_names_the_limit_and_writes_no_waves_csv(
     assert (
         f"the closest plan found (it breaks the rules above) is {out / 'closest-waves.csv'}" in result.stderr
     )
+    assert report["closest_plan"] == "closest-waves.csv"
     said = next(f["message"] for f in report["findings"] if f["code"] == "best-infeasible-plan")
     checked = migplan_cli("evaluate", folder, "--plan", out / "closest-waves.csv", "--json")
     assert checked.returncode == 1

@@ -154,8 +154,9 @@ def plan_command(
         if result.status == "interrupted":  # stopped by the user: the folder stays as it was
             click.echo(f"error: {why}; nothing was written to {out_dir}", err=True)
             raise SystemExit(EXIT_INFEASIBLE)
-        report = no_plan_report(inv, result.solver_info, why, [*load_findings, *result.explanation])
         closest = (inv, result.closest) if result.closest is not None else None
+        found = [*load_findings, *result.explanation]
+        report = no_plan_report(inv, result.solver_info, why, found, CLOSEST_WAVES_FILE if closest else None)
         with file_errors_exit("write"):
             kept = write_no_plan_folder(out_dir, report, closest)
         earlier = f"; the earlier plan is now {PREVIOUS_WAVES_FILE}" if kept else ""
