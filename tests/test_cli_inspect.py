@@ -239,3 +239,28 @@ def test_an_empty_inventory_path_is_refused_not_read_as_the_current_folder() -> 
     """Regression (hostile-input audit): ``migplan validate ""`` checked the current folder."""
     done = run_migplan_in_process("validate", "")
     assert done.returncode == 2 and "is empty" in done.stderr
+
+
+def test_validate_past_the_latency_model_limit_warns_instead_of_crashing(
+    write_inventory: WriteInventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``validate`` on 50,000 generated apps raised LatencyModelTooLargeError (a
+    traceback) from its latency checks, which need every coefficient; ``plan`` named the limit.
+    Here the limit is lowered so that a pinned split call reaches it."""
+    from migplan import metrics
+
+    folder = write_inventory(
+        "app_id,qps,pinned_wave\nweb,10,1\napi,10,2\n",
+        "caller,callee,qps,sync\nweb,api,10,true\n",
+        "waves = 2\n",
+    )
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 0)
+    result = run_migplan_in_process("validate", folder)
+    assert result.returncode == 0, result.stdout
+    assert "warning: the latency checks were skipped: the latency model needs more than 0" in result.stdout
+    assert "`migplan plan` stops there too" in result.stdout
+    assert "0 error(s), 1 warning(s)" in result.stdout
+    result = run_migplan_in_process("validate", folder, "--json")
+    payload = json.loads(result.stdout)
+    assert payload["plan_can_exist"] is True
+    assert [f["code"] for f in payload["findings"]] == ["latency-model-too-large"]

@@ -54,7 +54,9 @@ def validate(
         from migplan.solve.precheck import no_plan_findings
 
         found += analysis.findings(inv)
-        impossible = no_plan_findings(inv)
+        checked = no_plan_findings(inv)
+        impossible = [f for f in checked if f.severity == "error"]
+        found += [f for f in checked if f.severity != "error"]  # checks that could not run
     errors, warnings = count(found, "error"), count(found, "warning")  # the proofs are not input errors
     found += impossible
     if as_json:

@@ -698,7 +698,8 @@ def _precheck(inv: Inventory, contracted: Blocks | None = None) -> tuple[Finding
         module = importlib.import_module("migplan.solve.precheck")
     except ModuleNotFoundError:
         return tuple(build_blocks(inv).conflicts)
-    return tuple(module.no_plan_findings(inv, build_blocks(inv), contracted))
+    found = module.no_plan_findings(inv, build_blocks(inv), contracted)
+    return tuple(f for f in found if f.severity == "error")
 
 
 def _explain(

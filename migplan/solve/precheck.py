@@ -28,6 +28,7 @@ from migplan.solve.forced import contracted_blocks
 from migplan.text import listing
 
 SHOW = 5  # items listed in one message before "and N more"
+TOO_LARGE = "latency-model-too-large"  # the planner's finding code for the same limit
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
 REL_TOL = 1e-6  # relative margin to count as over a limit: wider than metrics' 1e-9, so noise never proves
 
@@ -36,7 +37,8 @@ def no_plan_findings(
     inv: Inventory, blocks: Blocks | None = None, contracted: Blocks | None = None
 ) -> list[Finding]:
     """The errors that prove no plan exists for ``inv`` as given; ``validate`` uses it too,
-    so it does not pass what ``plan`` refuses.
+    so it does not pass what ``plan`` refuses.  Last, a warning when the latency checks could
+    not run (the latency model past ``metrics.MAX_COEFFICIENTS``: ``plan`` stops there).
 
     First on ``blocks`` (its own groups and cycles, built when None): pins and windows that
     split a block, then the checks of ``precheck``.  When those pass, the checks run again
@@ -48,8 +50,10 @@ def no_plan_findings(
     to the latency checks, which say it in terms of budgets.
     """
     blocks = build_blocks(inv) if blocks is None else blocks
-    found = [*blocks.conflicts, *_errors(precheck(inv, blocks))]
-    if not found:
+    checked = precheck(inv, blocks)
+    skipped = [f for f in checked if f.code == TOO_LARGE]  # a warning: the checks that could not run
+    found = [*blocks.conflicts, *_errors(checked)]
+    if not found and not skipped:  # (the contraction needs the same latency model)
         if contracted is None:
             try:
                 contracted = contracted_blocks(inv)
@@ -57,7 +61,7 @@ def no_plan_findings(
                 contracted = blocks
         if contracted.count < blocks.count and not contracted.conflicts:
             found = _errors(precheck(inv, contracted))
-    return list({(f.code, f.message): f for f in found}.values())  # both may say the same
+    return [*{(f.code, f.message): f for f in found}.values(), *skipped]  # both may say the same
 
 
 def _errors(findings: Sequence[Finding]) -> list[Finding]:
@@ -900,7 +904,11 @@ def _latency_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
     if not sync_forced.any() or inv.scenario.rtt_ms <= 0:
         return []
     # every coefficient (tol 0): the matrix metrics caches for the planner, not a second copy
-    coef = metrics.latency_coefficients(inv).matrix
+    try:
+        coef = metrics.latency_coefficients(inv).matrix
+    except metrics.LatencyModelTooLargeError as err:  # 50,000 generated apps: a traceback in validate
+        skipped = f"the latency checks were skipped: {err}; `migplan plan` stops there too"
+        return [Finding("warning", TOO_LARGE, skipped)]
     lat = np.asarray(coef @ sync_forced.astype(np.float64))  # (n, K-1) ms, a lower bound
     budget = inv.budgets[:, None]
     over = _exceeds(lat, budget)
