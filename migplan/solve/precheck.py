@@ -72,7 +72,8 @@ def precheck(inv: Inventory, blocks: Blocks) -> tuple[Finding, ...]:
     """Errors that prove no feasible plan exists, each saying why in the user's terms.
 
     Empty when these cheap necessary conditions hold (the scenario may still be
-    infeasible; the solver decides that).  Order of findings is deterministic.
+    infeasible; the solver decides that).  Order of findings is deterministic.  One
+    warning may come last: the latency checks could not run (``TOO_LARGE``).
     """
     if inv.K < 1:  # proof: every app needs a wave in 1..K, and there is none
         return (Finding("error", "no-waves", f"the plan has {inv.K} waves"),) if inv.n else ()
