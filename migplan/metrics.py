@@ -335,6 +335,8 @@ def added_latency(inv: Inventory, waves: IntArray) -> FloatArray:
 class LatencyModelTooLargeError(Exception):
     """The coefficient matrix would pass MAX_COEFFICIENTS (raised while it is built, not after)."""
 
+    code = "latency-model-too-large"  # of the findings that report it (plan's error, validate's warning)
+
     def __init__(self, entries: int, apps_done: int, apps: int, limit: int) -> None:
         self.entries, self.apps_done, self.apps, self.limit = entries, apps_done, apps, limit
         super().__init__(

@@ -46,6 +46,7 @@ from migplan.io.planfiles import (
     write_no_plan_folder,
     write_plan_folder,
 )
+from migplan.metrics import LatencyModelTooLargeError
 from migplan.model import Inventory
 from migplan.report import no_plan_report, plan_report
 from migplan.text import amount
@@ -226,7 +227,7 @@ def _why_no_plan(result: PlanResult, time_limit: float) -> str:
         return "no feasible plan exists (proven)"
     if result.status == "interrupted":
         return INTERRUPTED_EARLY
-    if any(f.code == "latency-model-too-large" for f in result.explanation):
+    if any(f.code == LatencyModelTooLargeError.code for f in result.explanation):
         return "the estate's latency model is beyond the planner's memory limit (see above)"
     return _limit_reached(result, time_limit)
 

@@ -672,7 +672,7 @@ def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
     """The memory limit in the user's terms, with what they can do about it."""
     return Finding(
         "error",
-        "latency-model-too-large",
+        err.code,
         f"{err}; the planner stops here rather than run out of memory (it needs about 100 bytes"
         " per coefficient). The call graph is deep: most apps reach most calls below them."
         " Plan the estate in parts (e.g. one domain at a time, pinning the other parts' apps),"

@@ -28,7 +28,6 @@ from migplan.solve.forced import contracted_blocks
 from migplan.text import listing
 
 SHOW = 5  # items listed in one message before "and N more"
-TOO_LARGE = "latency-model-too-large"  # the planner's finding code for the same limit
 MAX_FINDINGS = 5  # findings of one kind before a summary finding
 REL_TOL = 1e-6  # relative margin to count as over a limit: wider than metrics' 1e-9, so noise never proves
 
@@ -51,7 +50,8 @@ def no_plan_findings(
     """
     blocks = build_blocks(inv) if blocks is None else blocks
     checked = precheck(inv, blocks)
-    skipped = [f for f in checked if f.code == TOO_LARGE]  # a warning: the checks that could not run
+    # a warning: the latency checks could not run
+    skipped = [f for f in checked if f.code == metrics.LatencyModelTooLargeError.code]
     found = [*blocks.conflicts, *_errors(checked)]
     if not found and not skipped:  # (the contraction needs the same latency model)
         if contracted is None:
@@ -73,7 +73,7 @@ def precheck(inv: Inventory, blocks: Blocks) -> tuple[Finding, ...]:
 
     Empty when these cheap necessary conditions hold (the scenario may still be
     infeasible; the solver decides that).  Order of findings is deterministic.  One
-    warning may come last: the latency checks could not run (``TOO_LARGE``).
+    warning may come last: the latency checks could not run (``LatencyModelTooLargeError``).
     """
     if inv.K < 1:  # proof: every app needs a wave in 1..K, and there is none
         return (Finding("error", "no-waves", f"the plan has {inv.K} waves"),) if inv.n else ()
@@ -909,7 +909,7 @@ def _latency_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
         coef = metrics.latency_coefficients(inv).matrix
     except metrics.LatencyModelTooLargeError as err:  # 50,000 generated apps: a traceback in validate
         skipped = f"the latency checks were skipped: {err}; `migplan plan` stops there too"
-        return [Finding("warning", TOO_LARGE, skipped)]
+        return [Finding("warning", err.code, skipped)]
     lat = np.asarray(coef @ sync_forced.astype(np.float64))  # (n, K-1) ms, a lower bound
     budget = inv.budgets[:, None]
     over = _exceeds(lat, budget)
