@@ -680,9 +680,14 @@ def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
     )
 
 
+def _app_plan(inv: Inventory, problem: Problem, block_waves: IntArray) -> Plan:
+    """The plan of every app, each in its block's wave."""
+    return Plan.from_array(problem.blocks.expand(block_waves), inv.K)
+
+
 def _evaluate(inv: Inventory, problem: Problem, block_waves: IntArray) -> tuple[Plan, metrics.Evaluation]:
     """The app plan of a block plan and ``metrics.evaluate``'s verdict on it (the truth, not the model's)."""
-    candidate = Plan.from_array(problem.blocks.expand(block_waves), inv.K)
+    candidate = _app_plan(inv, problem, block_waves)
     return candidate, metrics.evaluate(inv, candidate)
 
 
@@ -831,7 +836,7 @@ def _finish(
     }
     near = None
     if plan_out is None and closest is not None and problem is not None:
-        near = Plan.from_array(problem.blocks.expand(closest), inv.K)
+        near = _app_plan(inv, problem, closest)
     return PlanResult(
         plan_out, evaluation, status, objective, lower, gap, explanation, tuple(run.stages), info, near
     )
