@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import RunMigplan, WriteInventory, run_migplan_process
@@ -47,6 +48,32 @@ def test_feasible_plan_is_written_with_exit_0(
     assert "replaces" not in result.stderr
     again = migplan_cli("plan", folder, "--out", out, "--time-limit", "20")
     assert again.returncode == 0 and "it replaces the waves.csv that was there" in again.stderr
+
+
+def test_the_time_limit_clock_starts_before_the_inventory_is_loaded(
+    write_inventory: WriteInventory, migplan_cli: RunMigplan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--time-limit caps the whole command: loading a large inventory takes seconds."""
+    from migplan.cli import plan as plan_cli
+    from migplan.solve import pipeline
+
+    seen: dict[str, float | None] = {}
+    load, solve = plan_cli.load_or_exit_with_findings, pipeline.plan
+
+    def loading(*args: Any, **kwargs: Any) -> Any:
+        seen["loading"] = time.monotonic()
+        return load(*args, **kwargs)
+
+    def planning(inv: Any, options: pipeline.PlanOptions, *args: Any) -> Any:
+        seen["clock_from"] = options.clock_from
+        return solve(inv, options, *args)
+
+    monkeypatch.setattr(plan_cli, "load_or_exit_with_findings", loading)
+    monkeypatch.setattr(pipeline, "plan", planning)
+    folder = write_inventory(APPS, DEPS, "waves = 2\n[wave_capacity]\napps = 2\n")
+    assert migplan_cli("plan", folder, "--out", tmp_path / "p", "--time-limit", "20").returncode == 0
+    clock_from, loading_at = seen["clock_from"], seen["loading"]
+    assert clock_from is not None and loading_at is not None and clock_from <= loading_at
 
 
 def test_evaluate_reports_the_objective_plan_json_does(

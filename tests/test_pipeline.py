@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -248,6 +249,16 @@ def test_same_seed_and_work_limit_give_the_same_plan() -> None:
     assert first.plan.waves == second.plan.waves
     assert first.solver_info["wall_clock_cut"] is False
     assert first.solver_info["ended_by"] in ("work budget", "search done")
+
+
+def test_the_time_limit_counts_from_clock_from_when_given() -> None:
+    """The CLI starts the clock before loading: time already spent comes off the limit."""
+    inv = generate_estate(60, 7).inventory
+    options = PlanOptions(time_limit=300, seed=5, workers=1, work_limit=0.5)
+    fresh = plan(inv, options)
+    late = plan(inv, replace(options, clock_from=time.monotonic() - 300))
+    assert fresh.solver_info["ended_by"] in ("work budget", "search done")
+    assert late.solver_info["ended_by"] == "time limit" and late.solver_info["wall_clock_cut"] is True
 
 
 def test_stop_event_interrupts_a_running_solve_promptly() -> None:

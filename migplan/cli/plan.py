@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     type=PositiveSeconds(),
     default=60.0,
     show_default=True,
-    help="Wall-clock cap in seconds.",
+    help="Wall-clock cap in seconds, loading the inventory included.",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same plan).")
 @click.option(
@@ -121,6 +121,7 @@ def plan_command(
     progress: str,
 ) -> None:
     """Plan the migration waves of INVENTORY_DIR and write waves.csv and plan.json to OUT."""
+    t0 = time.monotonic()  # --time-limit counts loading too: it caps the whole command
     out_dir = Path(out_text)
     inv, load_findings = load_or_exit_with_findings(
         inventory_dir,
@@ -135,7 +136,7 @@ def plan_command(
     from migplan.solve.pipeline import PlanOptions
 
     options = PlanOptions(
-        time_limit=time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit
+        time_limit, seed=seed, workers=workers, risk_weight=risk_weight, work_limit=work_limit, clock_from=t0
     )
     stop = threading.Event()
     try:

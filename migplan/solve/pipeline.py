@@ -124,6 +124,9 @@ class PlanOptions:
     workers: int = 2
     risk_weight: float | None = None  # None: the scenario's
     work_limit: float | None = None  # deterministic work budget; None: derived from time_limit
+    # time.monotonic() when the time limit's clock started; None: when plan() starts.  The CLI
+    # starts it before loading the inventory, so that --time-limit covers the whole command
+    clock_from: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ def plan(
 ) -> PlanResult:
     """Plan the waves of ``inv``; never raises for an infeasible or too hard estate."""
     work = options.work_limit if options.work_limit is not None else options.time_limit * WORK_PER_SECOND
-    budget = Budget.start(work, options.time_limit, stop)
+    budget = Budget.start(work, options.time_limit, stop, options.clock_from)
     run = _Run(inv, options, progress, budget)
     risk_weight = run.risk_weight
     rng = np.random.default_rng(options.seed)

@@ -30,8 +30,11 @@ class Budget:
     wall_cut: bool = False
 
     @classmethod
-    def start(cls, work: float, seconds: float, stop: threading.Event | None) -> Budget:
-        return cls(work, time.monotonic() + seconds, stop or threading.Event())
+    def start(
+        cls, work: float, seconds: float, stop: threading.Event | None, since: float | None = None
+    ) -> Budget:
+        """``seconds`` of wall clock from ``since`` (a time.monotonic() reading; None: now)."""
+        return cls(work, (time.monotonic() if since is None else since) + seconds, stop or threading.Event())
 
     @property
     def wall_left(self) -> float:
