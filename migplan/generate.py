@@ -71,6 +71,7 @@ holds by construction:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -206,12 +207,20 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, lo: float,
     return min(max(float(rng.lognormal(math.log(median), sigma)), lo), hi)
 
 
-def generate_estate(n_apps: int, seed: int, waves: int = 12, rtt_ms: float = 30.0) -> GeneratedEstate:
+def generate_estate(
+    n_apps: int,
+    seed: int,
+    waves: int = 12,
+    rtt_ms: float = 30.0,
+    progress: Callable[[str], None] | None = None,
+) -> GeneratedEstate:
     """A NetEase-like estate of ``n_apps`` apps and a plan that is feasible for it.
 
     Deterministic for a seed.  Raises ValueError naming every option out of
     ``option_problems``' limits (the files written must pass the inventory's own checks).
+    ``progress`` hears each phase's name as it starts: 200,000 apps take minutes.
     """
+    say = progress or (lambda _phase: None)
     problems = option_problems(n_apps, waves, rtt_ms)
     if problems:
         raise ValueError(
@@ -219,10 +228,13 @@ def generate_estate(n_apps: int, seed: int, waves: int = 12, rtt_ms: float = 30.
         )
     rng = np.random.default_rng(seed)
     draft = _Draft(readable=n_apps <= READABLE_MAX_APPS)
+    say("apps and calls")
     _build_apps_and_calls(draft, n_apps, rng)
     _add_cycles(draft, rng, max(1, min(12, n_apps // 300)))
     n = len(draft.ids)
+    say("traffic")
     qps = _solve_qps(draft, rng)
+    say("planted plan")
     planted = _planted_waves(draft, waves)
     apps = _apps(draft, qps, planted, rng, waves)
     deps = _dependencies(draft, qps)
@@ -232,6 +244,7 @@ def generate_estate(n_apps: int, seed: int, waves: int = 12, rtt_ms: float = 30.
     deps_sorted = tuple(sorted(deps, key=lambda d: (d.caller, d.callee)))
     plan = Plan.from_array(planted[order], waves)
     draft_inv = Inventory(apps_sorted, deps_sorted, Scenario(waves=waves, rtt_ms=float(rtt_ms)))
+    say("budgets and limits")
     return _fit_constraints(draft_inv, plan, rules, rng)
 
 

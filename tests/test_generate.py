@@ -42,6 +42,13 @@ def _write(folder: Path, n: int, seed: int, waves: int = 12) -> Path:
 # ---------------------------------------------------------------- determinism
 
 
+def test_progress_hears_every_phase_in_order_and_does_not_change_the_estate() -> None:
+    phases: list[str] = []
+    heard = generate_estate(120, 3, progress=phases.append)
+    assert phases == ["apps and calls", "traffic", "planted plan", "budgets and limits"]
+    assert heard == generate_estate(120, 3)
+
+
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
     a = _write(tmp_path / "a", 200, 5)
     b = _write(tmp_path / "b", 200, 5)

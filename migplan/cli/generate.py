@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from migplan.cli import main
-from migplan.cli.common import EXIT_BAD_INPUT, SEED, fail, file_errors_exit
+from migplan.cli.common import EXIT_BAD_INPUT, SEED, fail, file_errors_exit, is_terminal
 from migplan.generate_options import MAX_APPS, MAX_RTT_MS, MIN_APPS, MIN_WAVES, option_problems
 from migplan.io.inventory import APPS_FILE, DEPENDENCIES_FILE
 from migplan.io.planfiles import out_dir_findings
@@ -67,12 +70,27 @@ def generate(n_apps: int, seed: int, out_text: str, force: bool, waves: int, rtt
     if problems:
         fail(EXIT_BAD_INPUT, f"{len(problems)} bad option(s): {'; '.join(problems)}; nothing was written")
 
-    estate = generate_estate(n_apps, seed, waves=waves, rtt_ms=rtt_ms)
-    inv = estate.inventory
-    with file_errors_exit("write"):
-        write_inventory(out_dir, inv, {PLANTED_FILE: plan_writer(inv, estate.planted)})
+    with _phases(f"generating {n_apps:,} apps") as say:
+        estate = generate_estate(n_apps, seed, waves=waves, rtt_ms=rtt_ms, progress=say)
+        inv = estate.inventory
+        say("writing files")
+        with file_errors_exit("write"):
+            write_inventory(out_dir, inv, {PLANTED_FILE: plan_writer(inv, estate.planted)})
     entry = sum(a.qps for a in inv.apps if a.kind in ("frontend", "gateway"))
     click.echo(
         f"wrote {inv.n} apps, {inv.m} dependencies, {inv.K} waves to {out_dir} "
         f"(entry traffic {entry:,.0f} QPS; planted plan in {PLANTED_FILE})"
     )
+
+
+@contextlib.contextmanager
+def _phases(what: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the phase, on a terminal only (logs stay clean): 200,000
+    apps take minutes, and a silent wait looks like a hang."""
+    if not is_terminal(sys.stderr):
+        yield lambda _phase: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(what) as status:
+        yield lambda phase: status.update(f"{what}: {phase}")
