@@ -18,7 +18,7 @@ from bench.exact_budgets import exact_budgets
 from migplan import metrics
 from migplan.generate import generate_estate
 from migplan.model import App, Dependency, Finding, IntArray, Inventory, Rule, Scenario
-from migplan.solve import bounds, explain, feasibility, pipeline
+from migplan.solve import bounds, explain, feasibility, lns, pipeline
 from migplan.solve.cpsat import Problem, relaxed_problem, violations
 from migplan.solve.pipeline import PlanOptions, PlanResult, Progress, plan
 from migplan.solve.search import Budget
@@ -341,6 +341,39 @@ def test_a_failed_repair_goes_on_with_the_improvement_reserve_then_overtime(
     assert stage["steps"] == 3 * len(calls) and stage["accepted"] == len(calls)
     assert stage["overtime_work"] == result.solver_info["overtime_work"] == 4 * pipeline.OVERTIME_SHARE
     assert result.solver_info["work_limit"] == 4  # the budget as given; the overtime apart
+
+
+def test_an_improvement_the_repair_left_too_little_work_gets_the_difference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_repair, real_improve = feasibility.repair, lns.improve
+    left: list[float] = []
+
+    def hungry(problem: Problem, waves: IntArray, budget: Budget, *args: Any, **kwargs: Any) -> Any:
+        result = real_repair(problem, waves, budget, *args, **kwargs)
+        budget.charge(budget.work - budget.used)  # a plan found at the end of the repair's share
+        return result
+
+    def improve(problem: Problem, waves: IntArray, budget: Budget, *args: Any, **kwargs: Any) -> Any:
+        left.append(budget.work - budget.used)
+        return real_improve(problem, waves, budget, *args, **kwargs)
+
+    monkeypatch.setattr(feasibility, "repair", hungry)
+    monkeypatch.setattr(lns, "improve", improve)
+    result = plan(generate_estate(300, 4).inventory, PlanOptions(time_limit=300, work_limit=4, workers=1))
+    assert result.status == "feasible"
+    assert left == [pytest.approx(pipeline.IMPROVE_MIN_SHARE * 4)]
+    improvement = next(s for s in result.stages if s["name"] == "improvement")
+    reserve = improvement["reserve_work"]
+    assert 0 < reserve == result.solver_info["reserve_work"] < pipeline.IMPROVE_MIN_SHARE * 4
+    assert improvement["steps"] > 0 and result.solver_info["work_used"] > 4
+    assert result.solver_info["work_limit"] == 4 and result.solver_info["overtime_work"] == 0
+
+
+def test_no_reserve_where_the_repair_left_the_improvement_enough() -> None:
+    result = plan(generate_estate(300, 4).inventory, PlanOptions(time_limit=300, work_limit=4, workers=1))
+    improvement = next(s for s in result.stages if s["name"] == "improvement")
+    assert improvement["reserve_work"] == 0 and result.solver_info["reserve_work"] == 0
 
 
 def test_no_overtime_when_the_wall_clock_ended_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
