@@ -360,9 +360,12 @@ def test_an_improvement_the_repair_left_too_little_work_gets_the_difference(
 
     monkeypatch.setattr(feasibility, "repair", hungry)
     monkeypatch.setattr(lns, "improve", improve)
-    result = plan(generate_estate(300, 4).inventory, PlanOptions(time_limit=300, work_limit=4, workers=1))
+    seen: list[Progress] = []
+    options = PlanOptions(time_limit=300, work_limit=4, workers=1)
+    result = plan(generate_estate(300, 4).inventory, options, seen.append)
     assert result.status == "feasible"
     assert left == [pytest.approx(pipeline.IMPROVE_MIN_SHARE * 4)]
+    assert "improvement (overtime)" in {p.stage for p in seen}  # the bar says why it went back
     improvement = next(s for s in result.stages if s["name"] == "improvement")
     reserve = improvement["reserve_work"]
     assert 0 < reserve == result.solver_info["reserve_work"] < pipeline.IMPROVE_MIN_SHARE * 4
