@@ -487,10 +487,10 @@ def _reserve_improvement(run: _Run, work: float) -> None:
     """Grow the budget so that the improvement gets IMPROVE_MIN_SHARE of ``work`` (the run's
     work budget before any overtime), unless the wall clock or the user ended the search."""
     budget = run.budget
-    run.reserve = max(IMPROVE_MIN_SHARE * work - (budget.work - budget.used), 0.0)
-    if budget.wall_left <= 0 or budget.stop.is_set():
-        run.reserve = 0.0
-    budget.work += run.reserve
+    short = IMPROVE_MIN_SHARE * work - (budget.work - budget.used)
+    if short > 0 and budget.wall_left > 0 and not budget.stop.is_set():
+        run.reserve = short
+        budget.work += short
 
 
 def _overtime_allowed(budget: Budget) -> bool:
