@@ -553,6 +553,52 @@ def test_coefficients_past_the_limit_stop_with_the_count_instead_of_filling_memo
     assert f"more than {entries - 1:,} coefficients" in str(raised.value)
 
 
+def test_past_the_limit_the_planner_keeps_the_coefficients_that_matter_and_bounds_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 0.01 calls per request a call three levels down adds 3e-7 ms: left out past the limit."""
+    apps = tuple(App(f"s{i}", 1.0) for i in range(20))
+    deps = tuple(Dependency(f"s{i}", f"s{i + 1}", 1.0, calls_per_request=0.01) for i in range(19))
+    inv = Inventory(apps, deps, Scenario(waves=2))
+    exact = metrics.latency_coefficients(Inventory(apps, deps, Scenario(waves=2)))
+    assert exact.nnz == 20 * 19 // 2
+    assert metrics.planner_coefficients(inv) is metrics.latency_coefficients(inv)  # within the limit
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 100)
+    fresh = Inventory(apps, deps, Scenario(waves=2))
+    kept = metrics.planner_coefficients(fresh)
+    assert kept.nnz <= 100 and kept.tol_ms == metrics.FALLBACK_TOL_MS
+    assert kept.matrix.data.min() >= metrics.FALLBACK_TOL_MS
+    left_out = np.asarray(exact.matrix.sum(axis=1)).ravel() - np.asarray(kept.matrix.sum(axis=1)).ravel()
+    assert left_out.max() > 0  # something was left out ...
+    assert (kept.dropped_ms >= left_out - 1e-15).all()  # ... and its bound covers it
+    assert kept.dropped_ms.max() < 1e-5
+    # a call that matters is never left out: each kept entry is the exact one
+    assert np.allclose(
+        kept.matrix.toarray()[kept.matrix.toarray() > 0], exact.matrix.toarray()[kept.matrix.toarray() > 0]
+    )
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 10)  # even the ones that matter do not fit
+    with pytest.raises(metrics.LatencyModelTooLargeError) as raised:
+        metrics.planner_coefficients(Inventory(apps, deps, Scenario(waves=2)))
+    assert "sync call it reaches that adds 1e-05 ms or more)" in str(raised.value)
+
+
+def test_evaluate_past_the_limit_reports_a_broken_budget_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: ``migplan evaluate`` on a 50,000-app plan that broke a budget ended in a
+    traceback (the finding's "largest share" read every coefficient)."""
+    apps = (App("s0", 1.0, latency_budget_ms=0.2), *(App(f"s{i}", 1.0) for i in range(1, 20)))
+    deps = tuple(Dependency(f"s{i}", f"s{i + 1}", 1.0, calls_per_request=0.01) for i in range(19))
+    waves = Plan.from_array([1] + [2] * 19, 2)  # s0 -> s1 split: 0.3 ms over s0's 0.2 ms
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 100)  # 190 in all, 54 of 1e-5 ms or more
+    (finding,) = metrics.evaluate(Inventory(apps, deps, Scenario(waves=2)), waves).findings
+    assert finding.code == "latency" and "largest share 0.3 ms from the split call s0 → s1" in finding.message
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 10)  # not even those fit
+    (finding,) = metrics.evaluate(Inventory(apps, deps, Scenario(waves=2)), waves).findings
+    assert finding.code == "latency" and "over its 0.2 ms budget" in finding.message
+    assert "largest share" not in finding.message
+
+
 def test_figures_in_messages_stay_readable() -> None:
     # a deep call chain's latency reached 3.6e20 ms, which used to print as 21 digits
     assert [metrics.number_text(x) for x in (29.5, 1234567.0, 3.6e20)] == ["29.5", "1,234,567", "3.6e+20"]

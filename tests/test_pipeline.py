@@ -447,6 +447,24 @@ def test_an_estate_past_the_coefficient_limit_gets_a_finding_not_a_crash(
     assert "more than 30 coefficients" in finding.message
 
 
+def test_past_the_coefficient_limit_an_estate_whose_deep_calls_add_little_is_still_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 0.01 calls per request a call three levels down adds 3e-7 ms to the app above: those
+    coefficients are left out (metrics.planner_coefficients), and the rest fit the limit.
+    s5 -> s6 adds 0.3 ms to s5, over its 0.2 ms budget: the chain must be cut elsewhere."""
+    apps = [App(f"s{i}", 1, latency_budget_ms=0.2 if i == 5 else None) for i in range(12)]
+    deps = [Dependency(f"s{i}", f"s{i + 1}", 1, calls_per_request=0.01) for i in range(11)]
+    monkeypatch.setattr(metrics, "MAX_COEFFICIENTS", 40)  # the chain has 66, 33 of 1e-5 ms or more
+    inv = _inv(apps, deps, waves=2, capacity_apps=6.0)
+    result = plan(inv, PlanOptions(time_limit=30, workers=1))
+    assert result.status == "optimal" and result.plan is not None
+    assert metrics.evaluate(inv, result.plan).feasible
+    assert result.plan.waves[5] == result.plan.waves[6]
+    blocks = next(s for s in result.stages if s["name"] == "blocks")
+    assert blocks["latency_tol_ms"] == metrics.FALLBACK_TOL_MS
+
+
 def test_multilevel_path_gives_a_feasible_plan_and_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "MULTILEVEL_BLOCKS", 1)  # the 10,000-app path on a 300-app estate
     calls: list[int] = []

@@ -124,14 +124,15 @@ def latency_matrix(
     the true budget lets split alone still fits the net budget: on a 10,000-app estate a
     call of 10.95 ms against a 11 ms budget, 10.89 ms net, was the last violation left.
     A split below a divergent cycle makes latency unbounded, so those dependencies are
-    returned for contraction.
+    returned for contraction.  Coefficients metrics left out (past its MAX_COEFFICIENTS) count
+    as dropped already: their bound comes off the allowance and off the budget.
     """
-    full, unsplittable = latency_source(inv)
+    full, left_out, unsplittable = latency_source(inv)
     allowance = LATENCY_DROP_SHARE * inv.budgets
     if blocks is not None:
         allowance = np.minimum(allowance, _room_beside_largest_call(inv, blocks, full))
-    L, dropped = _drop_small_coefficients(full, allowance)
-    return L, dropped, unsplittable
+    L, dropped = _drop_small_coefficients(full, np.maximum(allowance - left_out, 0.0))
+    return L, dropped + left_out, unsplittable
 
 
 def _room_beside_largest_call(inv: Inventory, blocks: Blocks, L: sp.csr_matrix) -> FloatArray:
@@ -303,8 +304,12 @@ def relaxed_problem(
     met exactly (``pipeline._overtime_repair``): every plan of it meets every rule.
     """
     # every coefficient, not the search's (``problem.latency_source`` lacks the small ones):
-    # without them an exact relaxation passed a 32.86 ms budget by 0.07 ms that metrics counts
-    latency = (latency_source(problem.inv)[0], np.zeros(problem.inv.n), problem.unbounded_edges)
+    # without them an exact relaxation passed a 32.86 ms budget by 0.07 ms that metrics counts.
+    # Past metrics.MAX_COEFFICIENTS the smallest are left out even here: the exact one takes
+    # their bound off the budgets (its plans must meet them), the plain one does not (a bound)
+    L, left_out, _ = latency_source(problem.inv)
+    dropped = left_out if exact else np.zeros(problem.inv.n)
+    latency = (L, dropped, problem.unbounded_edges)
     own = problem.blocks if blocks is None else blocks
     return build_problem(problem.inv, own, risk_weight, latency, relaxed=True, exact=exact)
 

@@ -14,18 +14,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from migplan import metrics
-from migplan.model import IntArray, Inventory
+from migplan.model import FloatArray, IntArray, Inventory
 from migplan.solve.blocks import Blocks, block_calls, build_blocks
 
 MAX_ROUNDS = 20
 
 
-def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, IntArray]:
-    """(every latency coefficient, dependencies whose split makes some app's latency
-    unbounded) from metrics.latency_coefficients, which caches them on ``inv``."""
-    result = metrics.latency_coefficients(inv, 0.0)
+def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, FloatArray, IntArray]:
+    """(the latency coefficients, per app the ms the ones left out can add, dependencies whose
+    split makes some app's latency unbounded) from metrics.planner_coefficients, which caches
+    them on ``inv`` (all of them, the ms 0, unless they pass metrics.MAX_COEFFICIENTS)."""
+    result = metrics.planner_coefficients(inv)
     unbounded = np.flatnonzero(np.asarray(result.unbounded_edges, dtype=bool)).astype(np.int64)
-    return sp.csr_matrix(result.matrix), unbounded
+    return sp.csr_matrix(result.matrix), np.asarray(result.dropped_ms, dtype=np.float64), unbounded
 
 
 def contracted_blocks(inv: Inventory) -> Blocks:
@@ -33,7 +34,8 @@ def contracted_blocks(inv: Inventory) -> Blocks:
 
     Raises metrics.LatencyModelTooLargeError past metrics.MAX_COEFFICIENTS.
     """
-    return contract_unsplittable(inv, *latency_source(inv))[0]
+    L, _, unbounded = latency_source(inv)
+    return contract_unsplittable(inv, L, unbounded)[0]
 
 
 def contract_unsplittable(
@@ -44,8 +46,9 @@ def contract_unsplittable(
     ``unbounded_edges``: dependencies whose split makes some app's latency unbounded
     (below a divergent cycle): never split either.
     """
-    # the TRUE budget: L only lost entries, so L[a,e] > budget_a proves e unsplittable;
-    # comparing with budget_a - dropped_a (the model's safe row) would cut feasible plans
+    # the TRUE budget: L only lost entries (none, or those below metrics.FALLBACK_TOL_MS), so
+    # L[a,e] > budget_a proves e unsplittable; comparing with budget_a - dropped_a (the model's
+    # safe row) would cut feasible plans
     budget = inv.budgets
     src: list[int] = inv.caller[unbounded_edges].tolist()
     dst: list[int] = inv.callee[unbounded_edges].tolist()

@@ -252,7 +252,10 @@ def plan(
     problem, compacted = compact_ranges(problem)
     problem, narrowed = narrow_ranges(problem) if multilevel else (problem, 0)
     blocks = problem.blocks
-    extra = {"waves_used": compacted} if compacted else {}
+    extra: dict[str, Any] = {"waves_used": compacted} if compacted else {}
+    tol = metrics.planner_coefficients(inv).tol_ms
+    if tol > 0:  # past metrics.MAX_COEFFICIENTS: the smallest latency coefficients left out
+        extra["latency_tol_ms"] = tol
     counts = {"blocks": blocks.count, "forced_pairs": len(forced[0]), "narrowed_ranges": narrowed}
     run.end("blocks", None, None, **counts, **extra)
     if blocks.conflicts:  # pins against budgets: no plan; say which rules collide
@@ -368,7 +371,8 @@ def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[In
     rows' drops fitted to the blocks.  Raises metrics.LatencyModelTooLargeError past
     metrics.MAX_COEFFICIENTS.
     """
-    blocks, forced = contract_unsplittable(inv, *latency_source(inv))  # cached: latency_matrix reads it again
+    L, _, unbounded = latency_source(inv)  # cached: latency_matrix reads it again
+    blocks, forced = contract_unsplittable(inv, L, unbounded)
     return build_problem(inv, blocks, risk_weight, latency_matrix(inv, blocks)), forced
 
 

@@ -215,7 +215,7 @@ class _Context:
         generic = "splitting the calls between them would break a latency budget"
         if len(inside) == 0:
             return generic
-        coefficients = metrics.latency_coefficients(inv)
+        coefficients = metrics.planner_coefficients(inv)
         unbounded = inside[np.asarray(coefficients.unbounded_edges, dtype=bool)[inside]]
         if len(unbounded):
             dep = inv.dependencies[int(unbounded[0])]
@@ -904,9 +904,10 @@ def _latency_checks(ctx: _Context, forced: BoolArray) -> list[Finding]:
     sync_forced = forced & inv.edge_sync[:, None] & (inv.edge_calls[:, None] > 0)
     if not sync_forced.any() or inv.scenario.rtt_ms <= 0:
         return []
-    # every coefficient (tol 0): the matrix metrics caches for the planner, not a second copy
+    # the planner's coefficients (metrics caches them), not a second copy: all of them, or all
+    # but the smallest (metrics.planner_coefficients), so the sum is a lower bound either way
     try:
-        coef = metrics.latency_coefficients(inv).matrix
+        coef = metrics.planner_coefficients(inv).matrix
     except metrics.LatencyModelTooLargeError as err:  # 50,000 generated apps: a traceback in validate
         skipped = f"the latency checks were skipped: {err}; `migplan plan` stops there too"
         return [Finding("warning", err.code, skipped)]
