@@ -507,8 +507,10 @@ def latency_coefficients(inv: Inventory, tol_ms: float = 0.0) -> LatencyCoeffici
 
 
 def planner_coefficients(inv: Inventory) -> LatencyCoefficients:
-    """Every coefficient when they fit MAX_COEFFICIENTS, else those of FALLBACK_TOL_MS or more
-    (``dropped_ms`` bounds the rest per app; the planner takes it off the budgets).
+    """Every coefficient when they fit MAX_COEFFICIENTS, else the matrix built with tol_ms =
+    FALLBACK_TOL_MS: entries under it are left out as the rows are built (callees first, so
+    an entry may also lose what a callee's left-out one carried), and ``dropped_ms`` bounds
+    what they add per app; the planner takes that bound off the budgets.
 
     Why: a deep call graph gives most apps a coefficient for most calls below them, nearly
     all of them tiny.  A generated 50,000-app estate needs more than 80 M exact ones; at
