@@ -29,13 +29,15 @@ def latency_source(inv: Inventory) -> tuple[sp.csr_matrix, FloatArray, IntArray]
     return sp.csr_matrix(result.matrix), np.asarray(result.dropped_ms, dtype=np.float64), unbounded
 
 
-def contracted_blocks(inv: Inventory) -> Blocks:
-    """``inv``'s blocks with every unsplittable call contracted (no plan splits those calls).
+def contract(inv: Inventory) -> tuple[Blocks, tuple[IntArray, IntArray]]:
+    """``contract_unsplittable`` on ``inv``'s own latency coefficients (``latency_source``):
+    its blocks with every unsplittable call contracted, and the app pairs that were added.
 
-    Raises metrics.LatencyModelTooLargeError past metrics.MAX_COEFFICIENTS.
+    Raises metrics.LatencyModelTooLargeError when even metrics.planner_coefficients' fallback
+    passes metrics.MAX_COEFFICIENTS.
     """
     L, _, unbounded = latency_source(inv)
-    return contract_unsplittable(inv, L, unbounded)[0]
+    return contract_unsplittable(inv, L, unbounded)
 
 
 def contract_unsplittable(

@@ -52,7 +52,7 @@ from migplan.solve.cpsat import (
     solve,
     violations,
 )
-from migplan.solve.forced import contract_unsplittable, latency_source
+from migplan.solve.forced import contract
 from migplan.solve.narrow import compact_ranges, narrow_ranges
 from migplan.solve.search import Budget
 from migplan.solve.start import LATENCY_WEIGHTS, latency_aware_start
@@ -371,8 +371,7 @@ def block_problem(inv: Inventory, risk_weight: float) -> tuple[Problem, tuple[In
     rows' drops fitted to the blocks.  Raises metrics.LatencyModelTooLargeError past
     metrics.MAX_COEFFICIENTS.
     """
-    L, _, unbounded = latency_source(inv)  # cached: latency_matrix reads it again
-    blocks, forced = contract_unsplittable(inv, L, unbounded)
+    blocks, forced = contract(inv)  # the coefficients are cached: latency_matrix reads them again
     return build_problem(inv, blocks, risk_weight, latency_matrix(inv, blocks)), forced
 
 

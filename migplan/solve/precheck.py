@@ -24,7 +24,7 @@ from migplan import metrics
 from migplan.metrics import number_text as _num
 from migplan.model import RESOURCES, BoolArray, Finding, FloatArray, IntArray, Inventory, Rule
 from migplan.solve.blocks import Blocks, build_blocks, same_wave_pairs
-from migplan.solve.forced import contracted_blocks
+from migplan.solve.forced import contract
 from migplan.text import listing
 
 SHOW = 5  # items listed in one message before "and N more"
@@ -56,7 +56,7 @@ def no_plan_findings(
     if not found and not skipped:  # (the contraction needs the same latency model)
         if contracted is None:
             try:
-                contracted = contracted_blocks(inv)
+                contracted = contract(inv)[0]
             except metrics.LatencyModelTooLargeError:  # the planner says so; nothing to check here
                 contracted = blocks
         if contracted.count < blocks.count and not contracted.conflicts:
