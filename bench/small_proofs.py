@@ -8,7 +8,8 @@ memcached and a mongodb; qps, call rates and budgets drawn with a fixed seed; 12
 4 apps, max_risk 0.15), with ``PlanOptions(time_limit=...)``, the defaults of ``migplan plan
 --time-limit``, and prints a markdown table: blocks, wave literals (blocks x (K - 1), the
 proof phase's gate), status, objective, quality (proof or gap), the cluster bound and its
-work (``cluster_bound``), wall seconds and the work of each full-model phase.
+work (``cluster_bound``), wall seconds and the work of each full-model run (the proof
+phase's bound-first run, side by side with it, marked "lb tree").
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def row(inv: Inventory, apps: str, seed: str, time_limit: float) -> str:
     wall = time.perf_counter() - started
     blocks = int(result.solver_info.get("blocks", 0))
     phases = result.stages[-1].get("phases", []) if result.stages else []
-    work = " + ".join(f"{p['work']:.1f}{' full LP' if p['full_lp'] else ''}" for p in phases)
+    work = " + ".join(
+        f"{p['work']:.1f}{' full LP' if p['full_lp'] else ''}{' lb tree' if p.get('lb_tree_search') else ''}"
+        for p in phases
+    )
     bound = next((s for s in result.stages if s["name"] == "bound"), None)
     clusters = f"{bound['lower_bound']:,.0f} ({bound['work']:.2f})" if bound is not None else ""
     objective = f"{result.objective:,.0f}" if result.objective is not None else ""

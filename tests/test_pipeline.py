@@ -101,11 +101,11 @@ def test_a_plan_reaching_a_model_bound_is_optimal_only_if_it_is_a_plan_of_the_mo
 
 
 def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 40 apps, 8 waves: two interleaved workers end without a proof in 8 units, the
+    # 40 apps, 8 waves: two interleaved workers end without a proof in 10 units, the
     # one-worker full-LP phase hinted with their plan proves it (seed 6 since the full model
     # is the relaxed one: the search alone proves seed 5's estate)
     estate = generate_estate(40, 6, waves=8).inventory
-    options = PlanOptions(time_limit=60, work_limit=8.0)
+    options = PlanOptions(time_limit=60, work_limit=10.0)
     proved = plan(estate, options)
     assert proved.status == "optimal"
     phases = proved.stages[-1]["phases"]
@@ -120,6 +120,29 @@ def test_the_proof_phase_proves_what_the_search_alone_does_not(monkeypatch: pyte
     assert [(p["workers"], p["full_lp"]) for p in searched.stages[-1]["phases"]] == [(2, False), (2, False)]
     assert proved.objective is not None and searched.objective is not None
     assert proved.objective <= searched.objective
+
+
+def test_the_idle_core_searches_for_a_bound_beside_the_proof_phase() -> None:
+    # 60 apps, 8 waves: the full-LP worker does not prove it in 8 units; a bound-first run
+    # (lb_tree_search) beside it raises the bound, and the pair repeats exactly
+    estate = generate_estate(60, 6, waves=8).inventory
+    options = PlanOptions(time_limit=120, work_limit=8.0)
+    first, again = plan(estate, options), plan(estate, options)
+    proof = [p for p in first.stages[-1]["phases"] if p["full_lp"]]
+    assert [p["lb_tree_search"] for p in proof] == [False, True]
+    scale = pipeline.block_problem(estate, 1.0)[0].qps_scale
+    assert first.lower_bound is not None and first.objective is not None
+    assert first.lower_bound >= max(p["bound"] for p in proof) / scale * (1 - 1e-9)
+    assert proof[1]["bound"] > proof[0]["bound"]  # what the second run is there for
+    assert first.plan is not None and again.plan is not None
+    assert (first.plan.array == again.plan.array).all()
+
+    def without_seconds(result: PlanResult) -> list[dict[str, Any]]:
+        return [{k: v for k, v in p.items() if k != "seconds"} for p in result.stages[-1]["phases"]]
+
+    assert without_seconds(first) == without_seconds(again)
+    alone = plan(estate, replace(options, workers=1))
+    assert [p["lb_tree_search"] for p in alone.stages[-1]["phases"] if p["full_lp"]] == [False]
 
 
 def test_an_unproven_small_plan_reports_cp_sat_s_bound_on_the_full_model() -> None:
@@ -574,7 +597,9 @@ def test_a_repaired_small_plan_is_kept_when_the_full_model_finds_nothing(
     was thrown away ("no plan found")."""
     from migplan.solve.cpsat import SolveOutcome
 
-    def nothing(run: Any, problem: Problem, start: IntArray) -> tuple[SolveOutcome, list[Any], None]:
+    def nothing(
+        run: Any, problem: Problem, start: IntArray, cuts: Any
+    ) -> tuple[SolveOutcome, list[Any], None]:
         return SolveOutcome("unknown", None, None, None, 0.0, 0.0), [], None
 
     monkeypatch.setattr(pipeline, "_full_model", nothing)

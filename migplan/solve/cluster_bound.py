@@ -19,10 +19,15 @@ that fits one wave whole costs 0 there and is skipped.  The risk term (wave 1's 
 the largest wave's) has a floor of its own (``risk_floor``).  Like
 CP-SAT's bound on the full model, this bounds every plan of the model (whose latency rows
 are the conservative ones of ``cpsat``).
+
+Each cluster's bound is also a cut: a row of the full model saying its calls cost at least
+that much (``add_cuts``), which the small estates' proof phase holds (``pipeline``).
+Several clusterings (``sizes``) give more cuts, and the best of their sums is the bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +36,7 @@ from scipy.cluster.hierarchy import DisjointSet
 
 from migplan.model import IntArray
 from migplan.solve.blocks import Blocks
-from migplan.solve.cpsat import LatencyRows, ModelOptions, Problem
+from migplan.solve.cpsat import LatencyRows, ModelOptions, Problem, WaveModel
 from migplan.solve.search import Budget, charged_solve
 
 # cluster models of 16 blocks at 8 and 12 waves were solved to optimality in 0.1-0.9 work
@@ -43,6 +48,18 @@ MIN_SPLIT = 3  # an unsolved cluster is split again while its halves have more b
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Blocks whose calls among themselves cost at least ``units`` in every plan of the model.
+
+    Their cluster model's optimum (or bound): as a row of the full model (``add_cuts``) it
+    lifts the LP's bound, which the XOR splits alone keep near 0.
+    """
+
+    members: IntArray
+    units: int
+
+
+@dataclass(frozen=True)
 class ClusterBound:
     """A lower bound on the model's objective, in its units, and what it took."""
 
@@ -50,24 +67,36 @@ class ClusterBound:
     clusters: int  # clusters too large for one wave, whose models were solved
     proven: int  # of those, solved to optimality (the others count with CP-SAT's bound)
     work: float
+    cuts: tuple[Cut, ...] = ()  # every cluster's own bound, from every clustering
 
 
-def cluster_bound(problem: Problem, waves: IntArray, budget: Budget, seed: int) -> ClusterBound:
-    """Sum of the cluster models' optima (or bounds) plus the risk term's floor.
+def cluster_bound(
+    problem: Problem, waves: IntArray, budget: Budget, seed: int, sizes: tuple[float, ...] = (1.0,)
+) -> ClusterBound:
+    """The best clustering's sum of cluster optima (or bounds), plus the risk term's floor.
 
     ``waves`` (a plan of ``problem``) hints each cluster model; the bound does not depend
-    on it, only how fast it is found.
+    on it, only how fast it is found.  ``sizes``: one clustering per factor of the cluster
+    size limit, while the budget lasts; each gives a bound of its own, and all their
+    clusters are cuts.
     """
     start = budget.used
     limit = max(min(CLUSTER_BLOCKS, CLUSTER_LITERALS // max(problem.K - 1, 1)), 2)
-    units, solved, proven = _clusters_bound(problem, waves, budget, seed, limit)
-    return ClusterBound(units + risk_floor(problem), solved, proven, budget.used - start)
+    best = solved = proven = 0
+    cuts: list[Cut] = []
+    for factor in sizes:
+        if budget.exhausted():
+            break
+        found = _clusters_bound(problem, waves, budget, seed, max(int(limit * factor), 2))
+        best, solved, proven = max(best, found[0]), solved + found[1], proven + found[2]
+        cuts += found[3]
+    return ClusterBound(best + risk_floor(problem), solved, proven, budget.used - start, tuple(cuts))
 
 
 def _clusters_bound(
     problem: Problem, waves: IntArray, budget: Budget, seed: int, limit: int
-) -> tuple[int, int, int]:
-    """(bound units, models solved, models proven) over the clusters of at most ``limit`` blocks.
+) -> tuple[int, int, int, list[Cut]]:
+    """(bound units, models solved, models proven, cuts) over the clusters of at most ``limit`` blocks.
 
     A cluster whose model is not solved to optimality in CLUSTER_WORK is clustered again at
     half the size inside its own model, and counts with the better of the two bounds: on
@@ -77,12 +106,14 @@ def _clusters_bound(
     spread = [c for c in heavy_clusters(problem, limit) if not fits_one_wave(problem, c)]
     spread.sort(key=lambda c: -_inside_weight(problem, c))
     total = solved = proven = 0
+    cuts: list[Cut] = []
     for members in spread:
         if budget.exhausted():
             break
         sub = restrict(problem, members)
         every = range(len(members))
-        outcome = charged_solve(sub, waves[members], every, ModelOptions(), budget, CLUSTER_WORK, seed)
+        exact = ModelOptions(exact_splits=True)
+        outcome = charged_solve(sub, waves[members], every, exact, budget, CLUSTER_WORK, seed)
         solved += 1
         units = max(int(np.floor(outcome.bound + 1e-6)), 0) if outcome.bound is not None else 0
         if outcome.status == "optimal":
@@ -90,8 +121,32 @@ def _clusters_bound(
         elif limit > 2 * MIN_SPLIT:
             inner = _clusters_bound(sub, waves[members], budget, seed, limit // 2)
             units, solved, proven = max(units, inner[0]), solved + inner[1], proven + inner[2]
+            cuts += [Cut(members[c.members], c.units) for c in inner[3]]
+        if units > 0:
+            cuts.append(Cut(members, units))
         total += units
-    return total, solved, proven
+    return total, solved, proven, cuts
+
+
+def add_cuts(wm: WaveModel, cuts: Iterable[Cut]) -> None:
+    """One row per cut: the chatty cost of the calls among its blocks is at least its units.
+
+    Valid for every plan of the model the cuts came from (and of any model whose plans are
+    among its plans).  Calls no free block touches count with their cost in ``wm.base``.
+    """
+    p, split = wm.problem, wm.split
+    if split is None:
+        return
+    fixed_cost = p.weight * np.abs(wm.base[p.eu] - wm.base[p.ev])
+    touched = np.zeros(p.E, dtype=bool)
+    touched[split.edges] = True
+    for cut in cuts:
+        inside = np.zeros(p.count, dtype=bool)
+        inside[cut.members] = True
+        among = inside[p.eu] & inside[p.ev]
+        coefs = np.where(among[split.edges], p.weight[split.edges], 0)
+        constant = int(fixed_cost[among & ~touched].sum())
+        wm.model.add(split.total(coefs) + constant >= cut.units)
 
 
 def risk_floor(problem: Problem) -> int:

@@ -564,6 +564,7 @@ class WaveModel:
     penalties: list[tuple[str, Any]] = field(default_factory=list)  # (name, penalised term)
     const: dict[tuple[int, int], int] = field(default_factory=dict)  # free blocks' fixed literals
     clear_row: int | None = None  # a kick's latency row: hard here, and broken by the hint
+    split: SplitTable | None = None  # the touched edges' splits, for rows added after the build
 
     def lit(self, b: int, k: int) -> Term:
         """x[b,k] as a variable or the constant 0/1 (a fixed block's literal follows its wave)."""
@@ -617,6 +618,9 @@ class ModelOptions:
     # first half of a kick (feasibility); clear_row: that latency row must lose its excess
     relax_limits: bool = False
     clear_row: int | None = None
+    # s[e,k] = x[u,k] XOR x[v,k] exactly, not only >=: two more clauses per split, so the LP
+    # cannot meet a cut (cluster_bound.add_cuts) with splits the plan does not make
+    exact_splits: bool = False
 
 
 def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: ModelOptions) -> WaveModel:
@@ -627,7 +631,7 @@ def build_model(problem: Problem, base: IntArray, free: Iterable[int], options: 
     current = violations(problem, wm.base) if options.soft else None
     _add_wave_literals(wm, options)
     base_splits = splits(problem, wm.base).astype(np.int64)
-    split = _add_splits(wm, _touched_edges(problem, free_arr), base_splits)
+    split = wm.split = _add_splits(wm, _touched_edges(problem, free_arr), base_splits, options.exact_splits)
     if options.assumptions and not options.ranges:
         add_pins_and_windows(wm)
     add_capacity(wm, options, current)
@@ -733,8 +737,9 @@ def _literal_arrays(wm: WaveModel, blocks: IntArray) -> tuple[IntArray, IntArray
     return var, const, lits
 
 
-def _add_splits(wm: WaveModel, edges: IntArray, base_splits: IntArray) -> SplitTable:
-    """s[e,k] >= |x[u,k] - x[v,k]| per touched edge; an edge to a fixed block is a plain literal."""
+def _add_splits(wm: WaveModel, edges: IntArray, base_splits: IntArray, exact: bool = False) -> SplitTable:
+    """s[e,k] >= |x[u,k] - x[v,k]| per touched edge (= with ``exact``); an edge to a fixed
+    block is a plain literal."""
     p, m = wm.problem, wm.model
     ends, where = np.unique(np.concatenate([p.eu[edges], p.ev[edges]]), return_inverse=True)
     xvar, xconst, lits = _literal_arrays(wm, ends)
@@ -754,6 +759,9 @@ def _add_splits(wm: WaveModel, edges: IntArray, base_splits: IntArray) -> SplitT
         s = m.new_bool_var(f"s{int(edges[i])}_{int(k) + 1}")
         m.add_bool_or([xu.Not(), xv, s])  # s >= xu - xv
         m.add_bool_or([xv.Not(), xu, s])  # s >= xv - xu
+        if exact:
+            m.add_bool_or([xu, xv, s.Not()])  # s <= xu + xv
+            m.add_bool_or([xu.Not(), xv.Not(), s.Not()])  # s <= 2 - xu - xv
         wm.hint(s, int(base_splits[edges[i], k]))
         var[i, k] = len(lits)
         lits.append(s)
@@ -1081,6 +1089,7 @@ def solve(
     stop: threading.Event | None = None,
     assumptions: Sequence[cp_model.IntVar] = (),
     full_lp: bool = False,
+    lb_tree: bool = False,
 ) -> tuple[SolveOutcome, cp_model.CpSolver]:
     """One bounded CP-SAT run: deterministic budget first, wall clock as a cap, stop event honoured.
 
@@ -1103,6 +1112,7 @@ def solve(
     if workers > 1 and wm.clear_row is not None:
         workers = 1
     configure(solver, deterministic_time, wall_time, workers, seed, full_lp)
+    solver.parameters.optimize_with_lb_tree_search = lb_tree  # bound first (pipeline's proof)
     if workers > 1 and not wm.penalties and violations(wm.problem, wm.base).count > 0:
         wm.model.clear_hints()
     if assumptions:

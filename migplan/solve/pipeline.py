@@ -8,7 +8,8 @@ are more than MERGE_ABOVE of those), then split back wave pair by wave pair (``m
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
-worker with a full LP; "optimal" is reported only when CP-SAT proves it there or a plan
+worker with a full LP, beside a bound-first run on the second core, on a model that holds
+the cluster bound's cuts; "optimal" is reported only when CP-SAT proves it there or a plan
 reaches a lower bound (``_meets_bound``), and CP-SAT's bound on the model otherwise counts
 as a lower bound.  Larger estates are repaired and improved with sub-models (a full model
 at 10,000 apps takes ~30 s to presolve); the improvement gets at least IMPROVE_MIN_SHARE of
@@ -27,6 +28,7 @@ import importlib.metadata
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal
@@ -37,7 +39,7 @@ from migplan import metrics
 from migplan.model import Finding, IntArray, Inventory, Plan
 from migplan.solve import bounds, explain, feasibility, lns, merge
 from migplan.solve.blocks import Blocks, build_blocks
-from migplan.solve.cluster_bound import cluster_bound
+from migplan.solve.cluster_bound import ClusterBound, Cut, add_cuts, cluster_bound
 from migplan.solve.coarsen import Level
 from migplan.solve.cpsat import (
     ModelOptions,
@@ -71,8 +73,10 @@ MULTILEVEL_BLOCKS = 1000
 WORK_PER_SECOND = 0.35
 # small estates spend their work in CP-SAT runs on the full model, which did 0.65-1.0 units per
 # second on the 2-core box, depending on its load (0.47 for a proof phase on 100 apps at 12
-# waves: hence the size gate); 0.45 leaves a margin of about 1.5 on a busy box
-SMALL_WORK_PER_SECOND = 0.45
+# waves: hence the size gate).  At 0.45 the 16 estates of bench.small_proofs ended after
+# 0.6-20 s of their 30 (idle box); at 0.6, 0.7-23 s, and the proof phase gets the units
+# that prove 100 apps at 8 waves (seed 5: 10.6 units)
+SMALL_WORK_PER_SECOND = 0.6
 # the full model of a small estate is proved by one worker with every split's XOR in the LP
 # (cpsat.solve full_lp): 60 and 100 apps at 8 waves in 5-6 units against no proof in 45 s with
 # two interleaved workers; two workers with one such were no faster, interleaved ones slower.
@@ -102,6 +106,9 @@ SMALL_REPAIR_PATIENCE = 60
 # at most this share of the work left goes to the cluster bound (cluster_bound), computed
 # once a plan or a hint exists; it used 0.05-1.0 units on generated 60-100-app estates
 BOUND_SHARE = 0.1
+# small estates: clusterings at these factors of the cluster size, whose clusters become
+# cuts of the full model (the bound is the best clustering's): 1.2-1.8 units of work
+CUT_SIZES = (1.0, 0.5, 1.5, 0.75)
 EXPLAIN_SHARE = 0.2  # the explanation may take at most this share of the time limit
 EXPLAIN_FLOOR = 2.0  # seconds it may run past the limit when the search used it all
 START_SHARE = 0.15  # share of the work (and at most of the wall clock) for the latency-aware start
@@ -312,8 +319,8 @@ def plan(
         passed=repaired.passed,  # metrics passed the plan while the model still counted violations
     )
     if small:
-        _bound(run, problem, repaired.waves)
-        return _solve_small(run, problem, repaired.waves, risk_weight, forced)
+        cuts = _bound(run, problem, repaired.waves, CUT_SIZES).cuts
+        return _solve_small(run, problem, repaired.waves, risk_weight, forced, cuts)
     feasible_start = repaired.waves
     # the model rounds coefficients up and takes dropped ones off the budgets, so a plan it
     # counts a few marginal violations in may still meet every rule (6 of 24 at 10,000 apps):
@@ -331,7 +338,7 @@ def plan(
             return _finish(run, problem, None, status, why, risk_weight, forced, closest=repaired.waves)
         feasible_start = found
 
-    floor = _bound(run, problem, feasible_start)
+    floor = _bound(run, problem, feasible_start).units
     # a start the model counts violations in (the relaxation's, or the safe model's that
     # metrics passes): the improvement holds the rows its sub-models touch in the model, not
     # the rules, so a budget met exactly may be passed; only plans metrics passes are kept.
@@ -556,17 +563,17 @@ def _construct(run: _Run, problem: Problem, **extra: Any) -> IntArray:
     return start
 
 
-def _bound(run: _Run, problem: Problem, waves: IntArray) -> int:
+def _bound(run: _Run, problem: Problem, waves: IntArray, sizes: tuple[float, ...] = (1.0,)) -> ClusterBound:
     """The cluster bound in model units, on at most BOUND_SHARE of the work left (``waves``
     hints its sub-models); ``run.bound`` keeps it in qps for the quality figures."""
     run.begin("bound")
     budget = run.budget.part(BOUND_SHARE * (run.budget.work - run.budget.used))
-    found = cluster_bound(run.relaxed(problem), waves, budget, run.options.seed)
+    found = cluster_bound(run.relaxed(problem), waves, budget, run.options.seed, sizes)
     run.budget.absorb(budget)
     run.bound = found.units / problem.qps_scale
     extra = {"lower_bound": run.bound, "clusters": found.clusters, "proven": found.proven}
-    run.end("bound", None, None, **extra, work=round(found.work, 3))
-    return found.units
+    run.end("bound", None, None, **extra, cuts=len(found.cuts), work=round(found.work, 3))
+    return found
 
 
 def _ended_by(budget: Budget) -> str:
@@ -581,12 +588,17 @@ def _ended_by(budget: Budget) -> str:
 
 
 def _solve_small(
-    run: _Run, problem: Problem, start: IntArray, risk_weight: float, forced: tuple[IntArray, IntArray]
+    run: _Run,
+    problem: Problem,
+    start: IntArray,
+    risk_weight: float,
+    forced: tuple[IntArray, IntArray],
+    cuts: tuple[Cut, ...],
 ) -> PlanResult:
     """Full model from the (repaired) start as hint; proves optimality or infeasibility when it can."""
     run.begin("full model")
     budget = run.budget
-    outcome, phases, bound = _full_model(run, problem, start)
+    outcome, phases, bound = _full_model(run, problem, start, cuts)
     if budget.wall_left <= 0 and outcome.status not in ("optimal", "infeasible"):
         budget.wall_cut = budget.wall_cut or budget.used < budget.work
     objective = objective_value(problem, outcome.waves) if outcome.waves is not None else None
@@ -627,7 +639,7 @@ def _solve_small(
 
 
 def _full_model(
-    run: _Run, problem: Problem, start: IntArray
+    run: _Run, problem: Problem, start: IntArray, cuts: tuple[Cut, ...]
 ) -> tuple[SolveOutcome, list[dict[str, Any]], float | None]:
     """Search on the search's safe model, then solve its relaxation (``run.relaxed``).
 
@@ -637,9 +649,12 @@ def _full_model(
     it feasible (its rounding may pass a limit by a hair).  Below PROOF_MAX_LITERALS the
     relaxed phase is the proof phase: one worker and the full LP, which from the repaired
     start proved none of 60 and 100 apps at 8 waves in 18 units, hinted with the search
-    phase's plan 5-10.  Returns the proved, or else the best feasible, outcome (status
-    "optimal" only when proved on the relaxation), a log entry per phase, and the relaxed
-    phase's bound (model units; None without it).
+    phase's plan 5-10.  With two workers or more a bound-first run goes beside it
+    (``_concurrent``), and the better bound counts.  Both phases hold the cluster bound's
+    ``cuts`` and exact splits (``ModelOptions.exact_splits``).  Returns the proved, or else
+    the best feasible, outcome (status "optimal" only when proved on the relaxation, or
+    reached by the bound in ``_finish``), a log entry per run, and the relaxed phase's best
+    bound (model units; None without it).
     """
     budget = run.budget
     proof = problem.count * (problem.K - 1) <= PROOF_MAX_LITERALS
@@ -654,43 +669,90 @@ def _full_model(
     for share, workers, full_lp, relaxed in phases:
         model = run.relaxed(problem) if relaxed else problem
         hint = best.waves if best is not None and best.waves is not None else start
-        wm = build_model(model, hint, range(problem.count), ModelOptions())
-        outcome, _ = solve(
-            wm,
-            deterministic_time=budget.slice(share * (budget.work - budget.used)),
-            wall_time=max(budget.wall_left, 0.01),
-            workers=workers,
-            seed=run.options.seed,
-            stop=budget.stop,
-            full_lp=full_lp,
-        )
-        budget.charge(outcome.deterministic_time)
-        log.append(
-            {
-                "workers": workers,
-                "full_lp": full_lp,
-                "relaxed": relaxed,
-                "cp_sat_status": outcome.status,
-                "work": round(outcome.deterministic_time, 3),
-                "seconds": round(outcome.wall_time, 3),
-                "bound": outcome.bound if relaxed else None,  # model units, for every plan of the rules
-            }
-        )
-        if relaxed and outcome.bound is not None:
-            bound = outcome.bound
-        if relaxed and outcome.status == "infeasible":
-            return outcome, log, bound
-        feasible = outcome.waves is not None and _meets_rules(run.inv, problem, outcome.waves)
-        if feasible and relaxed and outcome.status == "optimal":
-            return outcome, log, bound
-        if feasible and (
-            best is None or best.objective is None or (outcome.objective or 0) <= best.objective
-        ):
-            best = replace(outcome, status="feasible")  # optimal only on the relaxation
+        # the proof phase leaves a core idle: a bound-first search there (below)
+        bound_first = (False, True) if full_lp and run.options.workers > PROOF_WORKERS else (False,)
+        work = budget.slice(share * (budget.work - budget.used))
+        runs = _concurrent(run, model, hint, cuts, work, workers, full_lp, bound_first)
+        budget.charge(max(o.deterministic_time for o in runs))  # side by side: the longer one
+        for lb_tree, outcome in zip(bound_first, runs, strict=True):
+            log.append(
+                {
+                    "workers": workers,
+                    "full_lp": full_lp,
+                    "relaxed": relaxed,
+                    "lb_tree_search": lb_tree,
+                    "cp_sat_status": outcome.status,
+                    "work": round(outcome.deterministic_time, 3),
+                    "seconds": round(outcome.wall_time, 3),
+                    "bound": outcome.bound if relaxed else None,  # model units, for every plan of the rules
+                }
+            )
+            if relaxed and outcome.bound is not None:
+                # objectives are whole units: a bound above n - 1 proves n
+                bound = max(bound or 0.0, float(np.ceil(outcome.bound - 1e-6)))
+            if relaxed and outcome.status == "infeasible":
+                return outcome, log, bound
+            feasible = outcome.waves is not None and _meets_rules(run.inv, problem, outcome.waves)
+            if feasible and relaxed and outcome.status == "optimal":
+                return outcome, log, bound
+            if feasible and (
+                best is None or best.objective is None or (outcome.objective or 0) <= best.objective
+            ):
+                best = replace(outcome, status="feasible")  # optimal only on the relaxation
         if budget.exhausted():
             break
     unknown = SolveOutcome("unknown", None, None, None, outcome.deterministic_time, outcome.wall_time)
     return (best if best is not None else unknown), log, bound
+
+
+def _concurrent(
+    run: _Run,
+    model: Problem,
+    hint: IntArray,
+    cuts: tuple[Cut, ...],
+    work: float,
+    workers: int,
+    full_lp: bool,
+    lb_tree: tuple[bool, ...],
+) -> list[SolveOutcome]:
+    """One CP-SAT run per entry of ``lb_tree``, side by side, each on its own copy of the model.
+
+    Why: the proof phase is one worker (PROOF_WORKERS) and leaves the second core idle.
+    CP-SAT's lb_tree_search there raises the bound faster than the full-LP worker on the
+    estates that worker does not prove (100 apps at 8 waves, seed 6: 442,801 against
+    368,872 model units after 30 and 60 units), and the two bounds and plans are combined.
+    Each run is one worker with its own deterministic budget, so the pair repeats exactly.
+    """
+
+    def one(bound_first: bool, stop: threading.Event) -> SolveOutcome:
+        wm = build_model(model, hint, range(model.count), ModelOptions(exact_splits=True))
+        add_cuts(wm, cuts)
+        return solve(
+            wm,
+            deterministic_time=work,
+            wall_time=max(run.budget.wall_left, 0.01),
+            workers=workers,
+            seed=run.options.seed,
+            stop=stop,
+            full_lp=full_lp,
+            lb_tree=bound_first,
+        )[0]
+
+    if len(lb_tree) == 1:
+        return [one(lb_tree[0], run.budget.stop)]
+    # the second run stops once the first has proved (its result would go unused) or the user
+    # stops; never the other way round, so which plan is returned does not depend on timing
+    second = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(one, lb_tree[1], second)
+        first = one(lb_tree[0], run.budget.stop)
+        if first.status in ("optimal", "infeasible"):
+            second.set()
+        while not later.done():
+            if run.budget.stop.is_set():
+                second.set()
+            wait([later], timeout=0.05)
+        return [first, later.result()]
 
 
 def _too_large(err: metrics.LatencyModelTooLargeError) -> Finding:
