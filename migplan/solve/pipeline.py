@@ -8,8 +8,8 @@ are more than MERGE_ABOVE of those), then split back wave pair by wave pair (``m
 
 Small estates (at most SMALL_BLOCKS blocks) skip the neighbourhood stages: the full model
 is searched from the construction's hint, then (up to PROOF_MAX_LITERALS) proved by one
-worker with a full LP, beside a bound-first run on the second core, on a model that holds
-the cluster bound's cuts; "optimal" is reported only when CP-SAT proves it there or a plan
+worker with a full LP, beside a bound-first run on the second core (which holds the
+cluster bound's cuts); "optimal" is reported only when CP-SAT proves it there or a plan
 reaches a lower bound (``_meets_bound``), and CP-SAT's bound on the model otherwise counts
 as a lower bound.  Larger estates are repaired and improved with sub-models (a full model
 at 10,000 apps takes ~30 s to presolve); the improvement gets at least IMPROVE_MIN_SHARE of
@@ -650,8 +650,8 @@ def _full_model(
     relaxed phase is the proof phase: one worker and the full LP, which from the repaired
     start proved none of 60 and 100 apps at 8 waves in 18 units, hinted with the search
     phase's plan 5-10.  With two workers or more a bound-first run goes beside it
-    (``_concurrent``), and the better bound counts.  Both phases hold the cluster bound's
-    ``cuts`` and exact splits (``ModelOptions.exact_splits``).  Returns the proved, or else
+    (``_concurrent``), and the better bound counts; that run holds the cluster bound's
+    ``cuts``.  Both phases have exact splits (``ModelOptions.exact_splits``).  Returns the proved, or else
     the best feasible, outcome (status "optimal" only when proved on the relaxation, or
     reached by the bound in ``_finish``), a log entry per run, and the relaxed phase's best
     bound (model units; None without it).
@@ -721,12 +721,16 @@ def _concurrent(
     CP-SAT's lb_tree_search there raises the bound faster than the full-LP worker on the
     estates that worker does not prove (100 apps at 8 waves, seed 6: 442,801 against
     368,872 model units after 30 and 60 units), and the two bounds and plans are combined.
-    Each run is one worker with its own deterministic budget, so the pair repeats exactly.
+    The cluster bound's cuts lift its bound further (60 apps at 8 waves, seed 6: 447,996 of
+    the optimum 524,844 after 12 units, against 356,665 after 16 without); in the proving
+    run they cost two of the ten proofs of ``bench.small_proofs``, so it has none.  Each run
+    is one worker with its own deterministic budget, so the pair repeats exactly.
     """
 
     def one(bound_first: bool, stop: threading.Event) -> SolveOutcome:
         wm = build_model(model, hint, range(model.count), ModelOptions(exact_splits=True))
-        add_cuts(wm, cuts)
+        if bound_first:  # the cuts lift its bound; the proving run was slower with them
+            add_cuts(wm, cuts)
         return solve(
             wm,
             deterministic_time=work,
