@@ -21,7 +21,7 @@ CP-SAT's bound on the full model, this bounds every plan of the model (whose lat
 are the conservative ones of ``cpsat``).
 
 Each cluster's bound is also a cut: a row of the full model saying its calls cost at least
-that much (``add_cuts``), which the small estates' proof phase holds (``pipeline``).
+that much (``add_cuts``), which the small estates' bound-first run holds (``pipeline``).
 Several clusterings (``sizes``) give more cuts, and the best of their sums is the bound.
 """
 

@@ -74,8 +74,8 @@ WORK_PER_SECOND = 0.35
 # small estates spend their work in CP-SAT runs on the full model, which did 0.65-1.0 units per
 # second on the 2-core box, depending on its load (0.47 for a proof phase on 100 apps at 12
 # waves: hence the size gate).  At 0.45 the 16 estates of bench.small_proofs ended after
-# 0.6-20 s of their 30 (idle box); at 0.6, 0.7-23 s, and the proof phase gets the units
-# that prove 100 apps at 8 waves (seed 5: 10.6 units)
+# 0.6-20 s of their 30 (idle box); at 0.6 after 0.7-24.7 s, with 10 proven instead of 8
+# (bench/results/2026-12-08-small-proofs-bound-first.md)
 SMALL_WORK_PER_SECOND = 0.6
 # the full model of a small estate is proved by one worker with every split's XOR in the LP
 # (cpsat.solve full_lp): 60 and 100 apps at 8 waves in 5-6 units against no proof in 45 s with
@@ -107,7 +107,8 @@ SMALL_REPAIR_PATIENCE = 60
 # once a plan or a hint exists; it used 0.05-1.0 units on generated 60-100-app estates
 BOUND_SHARE = 0.1
 # small estates: clusterings at these factors of the cluster size, whose clusters become
-# cuts of the full model (the bound is the best clustering's): 1.2-1.8 units of work
+# cuts of the proof phase's bound-first run (the bound is the best clustering's): 0.6-1.8
+# units of work on bench.small_proofs' 8- and 12-wave estates
 CUT_SIZES = (1.0, 0.5, 1.5, 0.75)
 EXPLAIN_SHARE = 0.2  # the explanation may take at most this share of the time limit
 EXPLAIN_FLOOR = 2.0  # seconds it may run past the limit when the search used it all
@@ -651,8 +652,8 @@ def _full_model(
     start proved none of 60 and 100 apps at 8 waves in 18 units, hinted with the search
     phase's plan 5-10.  With two workers or more a bound-first run goes beside it
     (``_concurrent``), and the better bound counts; that run holds the cluster bound's
-    ``cuts``.  Both phases have exact splits (``ModelOptions.exact_splits``).  Returns the proved, or else
-    the best feasible, outcome (status "optimal" only when proved on the relaxation, or
+    ``cuts``.  Both phases have exact splits (``ModelOptions.exact_splits``).  Returns the
+    proved, or else the best feasible, outcome (status "optimal" only when proved on the relaxation, or
     reached by the bound in ``_finish``), a log entry per run, and the relaxed phase's best
     bound (model units; None without it).
     """
