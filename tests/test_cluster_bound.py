@@ -39,16 +39,16 @@ def _budget() -> Budget:
 
 def _best_plan(problem: Problem) -> tuple[int, IntArray] | None:
     """(objective units, block waves) of the model's best plan, by enumeration."""
+    scored = [(objective_units(problem, w), w) for w in _plans(problem)]
+    return min(scored, key=lambda s: s[0], default=None)
+
+
+def _plans(problem: Problem) -> list[IntArray]:
+    """Every plan of the model, by enumeration."""
     blocks = problem.blocks
     ranges = [range(int(lo), int(hi) + 1) for lo, hi in zip(blocks.lo, blocks.hi, strict=True)]
-    best: tuple[int, IntArray] | None = None
-    for w in itertools.product(*ranges):
-        waves = np.asarray(w, dtype=np.int64)
-        if violations(problem, waves).count == 0:
-            units = objective_units(problem, waves)
-            if best is None or units < best[0]:
-                best = (units, waves)
-    return best
+    every = (np.asarray(w, dtype=np.int64) for w in itertools.product(*ranges))
+    return [w for w in every if violations(problem, w).count == 0]
 
 
 def _tight_inventory(seed: int) -> Inventory:
@@ -181,14 +181,6 @@ def test_the_planner_reports_the_cluster_bound_when_it_is_the_best() -> None:
     assert stage["lower_bound"] <= result.objective
     assert result.lower_bound >= stage["lower_bound"]
     assert result.gap == pytest.approx((result.objective - result.lower_bound) / result.objective)
-
-
-def _plans(problem: Problem) -> list[IntArray]:
-    """Every plan of the model, by enumeration."""
-    blocks = problem.blocks
-    ranges = [range(int(lo), int(hi) + 1) for lo, hi in zip(blocks.lo, blocks.hi, strict=True)]
-    every = (np.asarray(w, dtype=np.int64) for w in itertools.product(*ranges))
-    return [w for w in every if violations(problem, w).count == 0]
 
 
 def _inside_cost(problem: Problem, waves: IntArray, members: IntArray) -> int:

@@ -107,12 +107,12 @@ def _clusters_bound(
     spread.sort(key=lambda c: -_inside_weight(problem, c))
     total = solved = proven = 0
     cuts: list[Cut] = []
+    exact = ModelOptions(exact_splits=True)
     for members in spread:
         if budget.exhausted():
             break
         sub = restrict(problem, members)
         every = range(len(members))
-        exact = ModelOptions(exact_splits=True)
         outcome = charged_solve(sub, waves[members], every, exact, budget, CLUSTER_WORK, seed)
         solved += 1
         units = max(int(np.floor(outcome.bound + 1e-6)), 0) if outcome.bound is not None else 0

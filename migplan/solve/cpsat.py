@@ -1111,8 +1111,7 @@ def solve(
     # (seed 120, 16 waves) aborted with two
     if workers > 1 and wm.clear_row is not None:
         workers = 1
-    configure(solver, deterministic_time, wall_time, workers, seed, full_lp)
-    solver.parameters.optimize_with_lb_tree_search = lb_tree  # bound first (pipeline's proof)
+    configure(solver, deterministic_time, wall_time, workers, seed, full_lp, lb_tree)
     if workers > 1 and not wm.penalties and violations(wm.problem, wm.base).count > 0:
         wm.model.clear_hints()
     if assumptions:
@@ -1150,8 +1149,10 @@ def configure(
     workers: int,
     seed: int,
     full_lp: bool = False,
+    lb_tree: bool = False,
 ) -> None:
-    """The parameters of every CP-SAT run (``solve``)."""
+    """The parameters of every CP-SAT run (``solve``); ``lb_tree``: bound-first search (the
+    pipeline's run beside its proof phase)."""
     prm = solver.parameters
     prm.max_deterministic_time = max(deterministic_time, 0.001)
     prm.max_time_in_seconds = max(wall_time, 0.01)
@@ -1166,6 +1167,7 @@ def configure(
     if full_lp:
         prm.linearization_level = 2
         prm.add_lp_constraints_lazily = False
+    prm.optimize_with_lb_tree_search = lb_tree
 
 
 class _StopWatcher:
